@@ -1,0 +1,184 @@
+"""The CRM port: the one Protocol the service talks to, and the snapshots it exchanges.
+
+Three adapters implement it: ``referral_sync.local.LocalCrm`` (embedded default),
+``referral_sync.salesforce.SalesforceCrm`` and ``referral_sync.hubspot.HubSpotCrm``. The
+service never imports an adapter; the composition root (``referral_sync.app``) does.
+Snapshots are what ``rules/`` reads: plain data taken from the CRM at one moment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+from referral_sync.models import (
+    ChangeEvent,
+    OwnerKind,
+    Referral,
+    ReferralStatus,
+    RewardEntry,
+    RoutingDecision,
+)
+
+
+class ReferrerContext(BaseModel):
+    """What the CRM knows about a referrer and their account, for eligibility and routing."""
+
+    contact_id: str
+    email: str
+    name: str = ""
+    account_id: str | None = None
+    account_name: str | None = None
+    account_domain: str | None = None
+    is_paying_customer: bool = False
+    account_type: str | None = None
+    customer_since: datetime | None = None
+    account_status: str | None = None
+    usage_active: bool | None = None
+    owner_id: str | None = None
+    owner_active: bool = True
+    account_team: dict[str, str] = Field(default_factory=dict)
+    account_contact_emails: list[str] = Field(default_factory=list)
+    fields: dict[str, object] = Field(default_factory=dict)
+
+
+class DuplicateKind(StrEnum):
+    """Why an existing CRM record makes a referral a duplicate."""
+
+    CUSTOMER = "customer"
+    OPEN_PIPELINE = "open_pipeline"
+    EARLIER_REFERRAL = "earlier_referral"
+    CONTACT = "contact"
+
+
+class DuplicateCandidate(BaseModel):
+    """An existing CRM record that matches the referee on e-mail, domain or company name."""
+
+    kind: DuplicateKind
+    matched_on: str
+    record_type: str
+    record_id: str
+    account_id: str | None = None
+    owner_id: str | None = None
+    created_at: datetime | None = None
+    company: str | None = None
+    domain: str | None = None
+    email: str | None = None
+
+
+class Owner(BaseModel):
+    """A CRM user or queue that can own a referral."""
+
+    id: str
+    name: str
+    kind: OwnerKind = OwnerKind.USER
+    email: str | None = None
+    active: bool = True
+
+
+class CrmRecordRef(BaseModel):
+    """Where a referral lives in the CRM."""
+
+    record_id: str
+    record_type: str
+    url: str | None = None
+
+
+class ReferralSnapshot(BaseModel):
+    """The current state of a referral's CRM records, re-read because events may be stale."""
+
+    referral_id: str
+    record_id: str
+    status: ReferralStatus
+    owner_id: str | None = None
+    opportunity_id: str | None = None
+    amount: Decimal | None = None
+    disqualified_reason: str | None = None
+    touched: bool = False
+
+
+class CrmTask(BaseModel):
+    """A to-do for a CRM user, attached to a record."""
+
+    subject: str
+    owner_id: str
+    what_id: str
+    description: str = ""
+    due: datetime | None = None
+    kind: str = "task"
+    key: str | None = None
+
+
+class SchemaChange(BaseModel):
+    """One item of an install plan: what will be (or was) created or changed."""
+
+    object_name: str
+    item: str
+    action: str
+    detail: str = ""
+
+
+@runtime_checkable
+class CrmPort(Protocol):
+    """Everything the service needs from a CRM. Adapters translate errors into
+    ``CrmPermanentError`` / ``CrmRetryableError`` and retry internally."""
+
+    provider: str
+
+    def find_duplicates(
+        self, email: str, domain: str | None, company_key: str, since: datetime
+    ) -> list[DuplicateCandidate]:
+        """Records matching the referee by e-mail, domain (None for free-mail) or normalised
+        company name, created since ``since`` for leads/referrals (customers always count)."""
+        ...
+
+    def load_referrer(self, email: str) -> ReferrerContext | None:
+        """The referrer's contact and account facts, or None when no contact has that e-mail."""
+        ...
+
+    def find_account_by_domain(self, domain: str) -> ReferrerContext | None:
+        """An existing account owning ``domain`` (lead-to-account match), if any."""
+        ...
+
+    def get_owner(self, ref: str) -> Owner | None:
+        """A user or queue by id, ``email:<address>`` or ``queue:<name>``."""
+        ...
+
+    def create_referral(self, referral: Referral, decision: RoutingDecision) -> CrmRecordRef:
+        """Create the referral record (Lead / contact) with attribution and owner."""
+        ...
+
+    def update_referral(
+        self, referral: Referral, *, fields: dict[str, object] | None = None
+    ) -> None:
+        """Write status, owner, routing and reward facts of ``referral`` to its record."""
+        ...
+
+    def read_referral(self, referral: Referral) -> ReferralSnapshot:
+        """Re-read the referral's records (status, owner, opportunity, amount)."""
+        ...
+
+    def upsert_reward(self, entry: RewardEntry) -> str:
+        """Create or update the reward record keyed by ``entry.key``; returns its CRM id."""
+        ...
+
+    def create_task(self, task: CrmTask) -> str:
+        """Create a task (idempotent when ``task.key`` is set); returns its CRM id."""
+        ...
+
+    def list_changes(self, since: datetime) -> Iterator[ChangeEvent]:
+        """Referral-relevant changes modified at or after ``since``, oldest first."""
+        ...
+
+    def ensure_schema(self, *, dry_run: bool) -> list[SchemaChange]:
+        """Create or update custom fields/objects; returns the plan (empty when in sync)."""
+        ...
+
+    def api_calls(self) -> int:
+        """How many API calls this adapter has made so far."""
+        ...

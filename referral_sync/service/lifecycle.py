@@ -1,0 +1,147 @@
+"""Applying CRM change events: re-read the referral's records (events may be stale, repeated or
+out of order), walk the status machine to where the CRM is now, and for each milestone write
+rewards and referrer notices exactly once (ledger and outbox keys make repeats no-ops)."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from enum import StrEnum
+
+from referral_sync.models import (
+    ChangeEvent,
+    Milestone,
+    Referral,
+    ReferralStatus,
+    RewardEntry,
+    RewardState,
+    path_to,
+)
+from referral_sync.program.schema import Program
+from referral_sync.rules import RewardFacts, clawback, rewards_for_milestone
+from referral_sync.service.context import ServiceContext
+
+log = logging.getLogger(__name__)
+
+S = ReferralStatus
+
+_NOTICE_FOR = {S.QUALIFIED: "qualified", S.DISQUALIFIED: "disqualified", S.NURTURE: "nurture",
+               S.CLOSED_WON: "closed_won", S.CLOSED_LOST: "closed_lost"}
+_MILESTONE_FOR = {S.QUALIFIED: Milestone.QUALIFIED, S.CLOSED_WON: Milestone.CLOSED_WON}
+_CLOSED = {S.CLOSED_WON, S.CLOSED_LOST, S.DISQUALIFIED}
+
+
+class Outcome(StrEnum):
+    """What applying one event did."""
+
+    APPLIED = "applied"
+    NO_CHANGE = "no_change"
+    NOT_A_REFERRAL = "not_a_referral"
+
+
+def _money(amount: Decimal, currency: str) -> str:
+    return f"{currency} {amount:,.2f}"
+
+
+class Lifecycle:
+    """The event-processing use case."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    def apply(self, event: ChangeEvent) -> Outcome:
+        """Bring the referral behind ``event`` up to date with its CRM records."""
+        store = self.ctx.store
+        referral = (store.referrals.get(event.referral_id) if event.referral_id else None) or \
+            store.referrals.by_record(event.record_id)
+        if referral is None:
+            return Outcome.NOT_A_REFERRAL
+        snapshot = self.ctx.crm.read_referral(referral)
+        referral.crm_opportunity_id = snapshot.opportunity_id or referral.crm_opportunity_id
+        referral.amount = snapshot.amount if snapshot.amount is not None else referral.amount
+        referral.disqualified_reason = snapshot.disqualified_reason
+        if snapshot.status == referral.status:
+            # Our own writes echo back as events, and redeliveries repeat: nothing to do.
+            store.referrals.save(referral, self.ctx.clock())
+            return Outcome.NO_CHANGE
+        program = self.ctx.program_for(referral)
+        for step in path_to(referral.status, snapshot.status):
+            previous = referral.status
+            referral.advance(step, self.ctx.clock(), reason=f"{event.provider}:{event.event_id}")
+            self._on_enter(referral, previous, program)
+        store.referrals.save(referral, self.ctx.clock())
+        log.info("referral advanced", extra={"referral_id": referral.id,
+                                             "status": referral.status.value})
+        return Outcome.APPLIED
+
+    def _on_enter(self, referral: Referral, previous: ReferralStatus, program: Program) -> None:
+        status, context = referral.status, {}
+        if status in _MILESTONE_FOR:
+            context = self._reward(referral, _MILESTONE_FOR[status], program)
+        if previous is S.CLOSED_WON:
+            context = self._claw_back(referral, program)
+        if status in _CLOSED and referral.owner_id:
+            with self.ctx.store.counters.locked() as counters:
+                counters.increment("open", {referral.owner_id: -1})
+        if status in _NOTICE_FOR:
+            self._notify(referral, _NOTICE_FOR[status], program, context)
+        self.ctx.crm.update_referral(referral, fields=self._crm_fields(referral))
+
+    def _reward(self, referral: Referral, milestone: Milestone,
+                program: Program) -> dict[str, object]:
+        ctx, now = self.ctx, self.ctx.clock()
+        email = str(referral.referrer.email)
+        existing = ctx.store.ledger.entries(referral_id=referral.id)
+        earlier = [e for e in existing if e.milestone is milestone]
+        if earlier:
+            entries = earlier
+        else:
+            # Tiers count qualified referrals including this one, whatever the store says yet.
+            others = ctx.store.referrals.qualified_count(email, exclude_id=referral.id)
+            facts = RewardFacts(
+                referral=referral, milestone=milestone,
+                referrer_qualified_count=others + 1,
+                referrer_paid_this_year=ctx.store.ledger.earned_in_year(email, now.year),
+                deal_amount=referral.amount, now=now)
+            decision = rewards_for_milestone(facts, program, ctx.stamp)
+            entries = [e for e in decision.entries if ctx.store.ledger.record(e, now)]
+        for entry in entries:
+            self._push_reward(entry)
+        if not entries:
+            return {}
+        total = sum((e.amount for e in entries), Decimal(0))
+        return {"reward": _money(total, entries[0].currency), "tier": entries[0].tier or "",
+                "reward_pending_approval": any(e.requires_approval for e in entries)}
+
+    def _push_reward(self, entry: RewardEntry) -> None:
+        if entry.crm_id is None:
+            entry.crm_id = self.ctx.crm.upsert_reward(entry)
+            self.ctx.store.ledger.update(entry, self.ctx.clock())
+
+    def _claw_back(self, referral: Referral, program: Program) -> dict[str, object]:
+        ctx, now = self.ctx, self.ctx.clock()
+        won = [e for e in ctx.store.ledger.entries(referral_id=referral.id)
+               if e.milestone is Milestone.CLOSED_WON and e.state is not RewardState.REVERSED]
+        decision = clawback(won, referral, now, program, ctx.stamp)
+        for entry in decision.entries:
+            entry.crm_id = ctx.crm.upsert_reward(entry)
+            ctx.store.ledger.update(entry, now)
+        if not decision.entries:
+            return {}
+        total = sum((e.amount for e in decision.entries), Decimal(0))
+        return {"reversed": _money(total, decision.entries[0].currency)}
+
+    def _notify(self, referral: Referral, template: str, program: Program,
+                extra: dict[str, object]) -> None:
+        context = self.ctx.notice_context(referral, program) | extra
+        context["reason"] = referral.disqualified_reason
+        self.ctx.notifier.notify(
+            key=f"{referral.id}:{template}:{len(referral.history)}", template=template,
+            recipient=str(referral.referrer.email), referral_id=referral.id,
+            policy=program.notifications, context=context,
+            record_id=referral.crm_record_id, owner_id=referral.owner_id)
+
+    def _crm_fields(self, referral: Referral) -> dict[str, object]:
+        entries = self.ctx.store.ledger.entries(referral_id=referral.id)
+        reward_status = ", ".join(f"{e.milestone.value}: {e.state.value}" for e in entries)
+        return {"referral_status": referral.status.value, "reward_status": reward_status or None}

@@ -1,0 +1,55 @@
+"""The operational store (DESIGN.md §5): SQLite by default, PostgreSQL for several nodes."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from referral_sync.store.database import create_engine
+from referral_sync.store.inbox import DeadLetter, Inbox, Job, JobState, ReceiveResult
+from referral_sync.store.records import (
+    Counters,
+    CounterSession,
+    Ledger,
+    Outbox,
+    OutboxMessage,
+    Referrals,
+    Settings,
+)
+from referral_sync.store.tables import metadata
+
+__all__ = [
+    "CounterSession", "DeadLetter", "Job", "JobState", "OutboxMessage", "ReceiveResult", "Store",
+]
+
+
+class Store:
+    """One handle on the store, grouping its parts by concept."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.referrals = Referrals(engine)
+        self.inbox = Inbox(engine)
+        self.ledger = Ledger(engine)
+        self.counters = Counters(engine)
+        self.outbox = Outbox(engine)
+        self.settings = Settings(engine)
+
+    @classmethod
+    def from_url(cls, url: str) -> Store:
+        """Open (and create, if new) the store at ``url``."""
+        store = cls(create_engine(url))
+        store.create_schema()
+        return store
+
+    def create_schema(self) -> None:
+        """Create missing tables (idempotent)."""
+        metadata.create_all(self.engine)
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached (for /readyz and doctor)."""
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.engine.dispose()
