@@ -155,9 +155,9 @@ class Demo:
              "other.person@quartz-labs.com"),
             ("from an unknown referrer", "stranger@nowhere-corp.com", "x.y@quartz-labs.com"),
         ]
-        for label, referrer, referee_email in cases:
+        for label, referrer_email, referee_email in cases:
             try:
-                self.c.service.submit(Submission(referrer_email=referrer, referee=Referee(
+                self.c.service.submit(Submission(referrer_email=referrer_email, referee=Referee(
                     first_name="Pat", last_name="Doe", email=referee_email,
                     company="Quartz Labs")))
                 self.out.print(f"  {label}: accepted (unexpected)")

@@ -30,7 +30,7 @@ class RetryPolicy:
 
     def delay(self, attempts: int, retry_after: float | None, jitter: float) -> float:
         """Seconds to wait before attempt ``attempts + 1``; ``jitter`` in [0, 1)."""
-        backoff = min(self.cap_seconds, self.base_seconds * 2 ** max(attempts - 1, 0))
+        backoff = min(self.cap_seconds, self.base_seconds * 2.0 ** max(attempts - 1, 0))
         backoff *= 0.5 + jitter / 2
         return max(backoff, retry_after or 0.0)
 

@@ -20,7 +20,8 @@ _OPTIONAL_COMMANDS = ("referral_sync.cli.simulate_cmd",)
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="referral-sync")
-@click.option("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR (default: settings).")
+@click.option("--log-level", default=None,
+              help="DEBUG, INFO, WARNING or ERROR (default: settings).")
 @click.pass_context
 def cli(ctx: click.Context, log_level: str | None) -> None:
     """Run a B2B referral program inside Salesforce or HubSpot (or the local CRM)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from referral_sync.store import migrate
 from referral_sync.store.database import create_engine
 from referral_sync.store.inbox import DeadLetter, Inbox, Job, JobState, ReceiveResult
 from referral_sync.store.records import (
@@ -15,7 +16,6 @@ from referral_sync.store.records import (
     Referrals,
     Settings,
 )
-from referral_sync.store.tables import metadata
 
 __all__ = [
     "CounterSession", "DeadLetter", "Job", "JobState", "OutboxMessage", "ReceiveResult", "Store",
@@ -36,14 +36,14 @@ class Store:
 
     @classmethod
     def from_url(cls, url: str) -> Store:
-        """Open (and create, if new) the store at ``url``."""
+        """Open the store at ``url``, creating or upgrading its schema (migrations)."""
         store = cls(create_engine(url))
-        store.create_schema()
+        store.migrate()
         return store
 
-    def create_schema(self) -> None:
-        """Create missing tables (idempotent)."""
-        metadata.create_all(self.engine)
+    def migrate(self) -> None:
+        """Upgrade the schema to the newest migration (idempotent, safe on several nodes)."""
+        migrate.upgrade(self.engine)
 
     def ping(self) -> None:
         """Raise if the database cannot be reached (for /readyz and doctor)."""

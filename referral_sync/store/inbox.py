@@ -86,18 +86,20 @@ class Inbox:
                         received_at=now,
                         payload=event.model_dump(mode="json"),
                     )
-                ).inserted_primary_key[0]
+                ).inserted_primary_key
+                assert inbox_id is not None
                 job_id = conn.execute(
                     jobs.insert().values(
-                        inbox_id=inbox_id,
+                        inbox_id=inbox_id[0],
                         state=JobState.PENDING,
                         attempts=0,
                         next_attempt_at=now,
                         created_at=now,
                     )
-                ).inserted_primary_key[0]
+                ).inserted_primary_key
+                assert job_id is not None
                 stored += 1
-                job_ids.append(int(job_id))
+                job_ids.append(int(job_id[0]))
         return ReceiveResult(stored=stored, duplicates=len(events) - stored, job_ids=job_ids)
 
     def lease(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -114,7 +115,7 @@ class Referrals:
             ).scalar_one())
 
     def earlier(self, email: str, domain: str | None, company_key: str,
-                since: datetime) -> list[Referral]:
+                since: datetime) -> builtins.list[Referral]:
         """Earlier live referrals matching e-mail, domain or company, since ``since``."""
         match = [referrals.c.referee_email == email.lower()]
         if domain:

@@ -81,6 +81,9 @@ jobs = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("finished_at", UtcDateTime()),
+    # When a queue message last announced this job; the sweeper re-announces jobs that stay
+    # pending (a lost message, a crashed producer) and those never announced.
+    sa.Column("enqueued_at", UtcDateTime()),
 )
 
 reward_ledger = sa.Table(
@@ -125,6 +128,15 @@ outbox = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("sent_at", UtcDateTime()),
     sa.Column("last_error", sa.Text),
+)
+
+#: Periodic tasks: the node that moves ``last_run_at`` forward runs the task, so several
+#: nodes can tick without running a sweep twice per interval.
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("last_run_at", UtcDateTime(), nullable=False),
 )
 
 cursors = sa.Table(

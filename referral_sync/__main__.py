@@ -1,0 +1,5 @@
+"""``python -m referral_sync`` runs the command line."""
+
+from referral_sync.cli import main
+
+main()
