@@ -60,11 +60,11 @@ def test_demo_twice_starts_fresh(after_demo: CliRunner) -> None:
     again = after_demo.invoke(cli, ["demo"])
     assert again.exit_code == 0, again.output
     report = after_demo.invoke(cli, ["report", "--format", "json"])
-    assert json.loads(report.output)["referrals"] == 4
+    assert json.loads(report.stdout)["referrals"] == 4
 
 
 def test_report_formats(after_demo: CliRunner, workdir: Path) -> None:
-    data = json.loads(after_demo.invoke(cli, ["report", "--format", "json"]).output)
+    data = json.loads(after_demo.invoke(cli, ["report", "--format", "json"]).stdout)
     assert data["by_status"]["closed_won"] == 1
     assert data["revenue_influenced"] == "48000.00"
     assert data["leaderboard"][0]["won"] == 1
@@ -128,7 +128,7 @@ def test_serve_form_accepts_a_referral_end_to_end(after_demo: CliRunner, workdir
         proc.terminate()
         proc.wait(timeout=10)
         log.close()
-    report = json.loads(after_demo.invoke(cli, ["report", "--format", "json"]).output)
+    report = json.loads(after_demo.invoke(cli, ["report", "--format", "json"]).stdout)
     assert report["referrals"] == 5
 
 

@@ -49,10 +49,16 @@ def load_settings() -> Settings:
         raise SystemExit(EXIT_INVALID) from exc
 
 
+#: Long-running commands log at the configured level; the others only warn, because their
+#: output is for a person and INFO lines on stderr would bury it.
+_SERVICE_COMMANDS = {"serve", "worker"}
+
+
 def configure(ctx: click.Context, log_level: str | None) -> None:
     """Read settings and set up logging for a command."""
     settings = load_settings()
-    configure_logging(log_level or settings.log_level)
+    default = settings.log_level if ctx.invoked_subcommand in _SERVICE_COMMANDS else "WARNING"
+    configure_logging(log_level or default)
     ctx.obj = CliState(settings)
 
 

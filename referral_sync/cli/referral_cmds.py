@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import click
@@ -26,9 +25,6 @@ def demo(keep: bool) -> None:
     if cli.settings.crm is not CrmKind.LOCAL:
         click.echo("error: the demo runs on the local CRM (unset REFERRAL_SYNC_CRM)", err=True)
         raise SystemExit(EXIT_INVALID)
-    if click.get_current_context().find_root().params.get("log_level") is None:
-        # The story is the output; routine INFO log lines would bury it.
-        logging.getLogger().setLevel(logging.WARNING)
     if not keep:
         _reset_local_files(cli.settings.database_url, cli.settings.local_crm_url)
     Demo(cli.components(), cli.console).run()
