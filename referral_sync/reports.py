@@ -69,3 +69,44 @@ def render_html(report: dict[str, Any]) -> str:
     """The report as a standalone HTML page."""
     summary = {k: v for k, v in report.items() if k != "leaderboard"}
     return _HTML.render(summary=summary, leaderboard=report["leaderboard"])
+
+
+def referrer_dashboard(email: str, referrals: list[Referral],
+                       rewards: list[RewardEntry]) -> dict[str, Any]:
+    """What one referrer sees in the portal: their referrals, rewards, revenue influenced and
+    their leaderboard position (other referrers appear by first name only)."""
+    email = email.lower()
+    mine = [r for r in referrals if str(r.referrer.email).lower() == email]
+    my_rewards = [e for e in rewards if e.referrer_email.lower() == email]
+    report = program_report(referrals, rewards)
+    position = next((i + 1 for i, row in enumerate(_ranking(referrals, rewards))
+                     if row == email), None)
+    board = [{"referrer": row["referrer"].split(" ")[0], "won": row["won"]}
+             for row in report["leaderboard"]]
+    return {
+        "name": mine[0].referrer.name if mine else "",
+        "referrals": [{"company": r.referee.company, "name": r.referee.full_name,
+                       "status": r.status.value, "submitted": r.submitted_at.date().isoformat()}
+                      for r in mine],
+        "earned": str(sum((e.amount for e in my_rewards
+                           if e.state is not RewardState.REVERSED), Decimal(0))),
+        "fulfilled": str(sum((e.amount for e in my_rewards
+                              if e.state is RewardState.FULFILLED), Decimal(0))),
+        "pending": str(sum((e.amount for e in my_rewards
+                            if e.state in (RewardState.EARNED, RewardState.APPROVED)),
+                           Decimal(0))),
+        "revenue_influenced": str(sum((r.amount or Decimal(0) for r in mine
+                                       if r.status is S.CLOSED_WON), Decimal(0))),
+        "position": position,
+        "leaderboard": board,
+    }
+
+
+def _ranking(referrals: list[Referral], rewards: list[RewardEntry]) -> list[str]:
+    wins = Counter(str(r.referrer.email).lower() for r in referrals if r.status is S.CLOSED_WON)
+    earned: dict[str, Decimal] = defaultdict(Decimal)
+    for e in rewards:
+        if e.state is not RewardState.REVERSED:
+            earned[e.referrer_email.lower()] += e.amount
+    everyone = {str(r.referrer.email).lower() for r in referrals}
+    return sorted(everyone, key=lambda e: (-wins[e], -earned[e], e))

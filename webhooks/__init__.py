@@ -34,8 +34,9 @@ def create_app(settings: Settings | None = None, *,
     from webhooks.api import blueprint as api
     from webhooks.forms import blueprint as forms
     from webhooks.health import blueprint as health
+    from webhooks.portal import blueprint as portal
 
-    for bp in (api, forms, health):
+    for bp in (api, forms, health, portal):
         app.register_blueprint(bp)
     for module_name in _RECEIVERS:
         try:

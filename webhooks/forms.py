@@ -1,52 +1,30 @@
-"""The referral form: ``GET/POST /refer`` (CSRF-protected) and its confirmation page.
-
-CSRF uses the double-submit pattern: a random nonce in a cookie and the same nonce, signed
-and time-limited with the app's secret key, in a hidden field."""
+"""The referral form: ``GET/POST /refer`` (CSRF-protected) and its confirmation page."""
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
-from flask import Blueprint, Response, current_app, make_response, render_template, request
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from flask import Blueprint, Response, make_response, render_template, request
 from pydantic import ValidationError
 
 from referral_sync.errors import ConfigurationError, ReferralRejected
 from referral_sync.service import Submission
+from webhooks import csrf
 from webhooks.api import components, field_problems, metrics
 
 blueprint = Blueprint("forms", __name__)
 
-CSRF_COOKIE = "rs_csrf"
-CSRF_MAX_AGE = 2 * 3600
 FORM_FIELDS = ("referrer_email", "name", "email", "company", "phone", "note", "intro_strength")
-
-
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="refer-form")
 
 
 def _render(status: int, *, values: dict[str, str] | None = None,
             errors: dict[str, str] | None = None, message: str | None = None) -> Response:
-    nonce = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(16)
+    nonce = csrf.current_nonce()
     html = render_template(
         "refer.html", values=values or {}, errors=errors or {}, message=message,
-        csrf_token=_serializer().dumps(nonce),
+        csrf_token=csrf.token_for(nonce),
         offer=components().program.config.program().rewards.referee_offer)
-    response = make_response(html, status)
-    response.set_cookie(CSRF_COOKIE, nonce, max_age=CSRF_MAX_AGE, httponly=True,
-                        samesite="Strict", secure=request.is_secure)
-    return response
-
-
-def _csrf_ok() -> bool:
-    cookie = request.cookies.get(CSRF_COOKIE)
-    try:
-        nonce = _serializer().loads(request.form.get("csrf_token", ""), max_age=CSRF_MAX_AGE)
-    except BadSignature:
-        return False
-    return bool(cookie) and secrets.compare_digest(str(nonce), cookie or "")
+    return csrf.set_cookie(make_response(html, status), nonce)
 
 
 def _submission(values: dict[str, str]) -> dict[str, Any]:
@@ -78,7 +56,7 @@ def refer_form() -> Response:
 def refer_submit() -> Response:
     """Handle the form; re-show it with field errors, or show the confirmation."""
     values = {k: request.form.get(k, "").strip() for k in FORM_FIELDS}
-    if not _csrf_ok():
+    if not csrf.is_valid():
         return _render(403, values=values,
                        message="This form expired or was not sent from our page. "
                                "Please submit it again.")

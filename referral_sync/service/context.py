@@ -7,6 +7,7 @@ from typing import Any
 
 from referral_sync.clock import Clock
 from referral_sync.crm import CrmPort
+from referral_sync.links import Links
 from referral_sync.models import Referral
 from referral_sync.notify import Notifier
 from referral_sync.program.loader import LoadedProgram
@@ -24,7 +25,7 @@ class ServiceContext:
     program: LoadedProgram
     clock: Clock
     notifier: Notifier
-    public_base_url: str
+    links: Links
 
     @property
     def stamp(self) -> PolicyStamp:
@@ -49,7 +50,7 @@ class ServiceContext:
             "first_action": referral.first_action or "email",
             "first_touch_hours": program.routing.sla.first_touch_hours,
             "referee_offer": program.rewards.referee_offer,
-            "portal_url": f"{self.public_base_url}/portal",
+            "portal_url": self.links.portal_url(str(referral.referrer.email)),
             "reward": None, "tier": None, "reward_pending_approval": False,
             "reward_type": program.rewards.type.value, "reversed": None, "reason": None,
             "credit_business_days": program.notifications.credit_business_days,
