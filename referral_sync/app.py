@@ -9,6 +9,7 @@ from datetime import datetime
 from referral_sync.clock import Clock, utc_now
 from referral_sync.crm import CrmPort
 from referral_sync.errors import ConfigurationError
+from referral_sync.links import Links
 from referral_sync.models import ChangeEvent
 from referral_sync.notify import Notifier, SmtpSender
 from referral_sync.program.loader import LoadedProgram, load_program
@@ -38,9 +39,7 @@ class Components:
 
     def secret_key(self) -> str:
         """The configured secret key, else the one generated into the store."""
-        if self.settings.secret_key is not None:
-            return self.settings.secret_key.get_secret_value()
-        return self.store.settings.secret_key()
+        return self.service.ctx.links.secret
 
     def now(self) -> datetime:
         """The injected clock's time."""
@@ -74,8 +73,10 @@ def build_components(settings: Settings, *, clock: Clock = utc_now,
     store = store or Store.from_url(settings.database_url)
     crm = crm or build_crm(settings, program, clock)
     notifier = Notifier(store, crm, clock)
+    secret = (settings.secret_key.get_secret_value() if settings.secret_key
+              else store.settings.secret_key())
     ctx = ServiceContext(store=store, crm=crm, program=program, clock=clock,
-                         notifier=notifier, public_base_url=settings.public_base_url)
+                         notifier=notifier, links=Links(secret, settings.public_base_url))
     service = ReferralService(ctx)
     worker = Worker(store, service.handle, clock)
     return Components(settings=settings, program=program, crm=crm, store=store,
