@@ -141,6 +141,8 @@ class Referral(BaseModel):
     crm_opportunity_id: str | None = None
     owner_id: str | None = None
     previous_owner_ids: list[str] = Field(default_factory=list)
+    #: When the current owner got the referral (SLA clocks); None means at submission.
+    assigned_at: datetime | None = None
     routing_reason: str | None = None
     policy_version: str | None = None
     policy_hash: str | None = None
@@ -264,6 +266,7 @@ class CrmObject(StrEnum):
     DEAL = "deal"
     ACCOUNT = "account"
     COMPANY = "company"
+    OTHER = "other"
 
 
 class ChangeEvent(BaseModel):
@@ -285,3 +288,6 @@ class ChangeEvent(BaseModel):
     amount: Decimal | None = None
     reason: str | None = None
     fields: dict[str, Any] = Field(default_factory=dict)
+    #: set when processing must do nothing: an echo of our own write, an event type we do
+    #: not handle, another portal's event (stored for the record, then ignored)
+    noop_reason: str | None = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,6 +60,13 @@ class HubSpotSettings(BaseModel):
     previous_client_secrets: list[SecretStr] = Field(default_factory=list)
     portal_id: str | None = None
     timeout_seconds: float = 30.0
+    #: our app's id: webhook events whose ``sourceId`` names it are echoes of our own writes
+    app_id: str | None = None
+    #: the portal's time-zone setting (the daily API limit resets at its midnight)
+    timezone: str = "UTC"
+    #: where rewards go: the custom object if the portal allows it (``auto``), always
+    #: (``custom_object``), or the deal's reward properties (``deal_properties``)
+    reward_object: Literal["auto", "custom_object", "deal_properties"] = "auto"
 
     def auth_problems(self) -> list[str]:
         """What is missing to talk to a portal."""
@@ -72,6 +80,20 @@ class SmtpSettings(BaseModel):
     from_: str = Field(default="referrals@example.com", alias="from")
 
     model_config = {"populate_by_name": True}
+
+
+class WorkerSettings(BaseModel):
+    """The job worker and its periodic tasks (``serve`` in-process, or ``worker``)."""
+
+    threads: int = Field(default=2, ge=1, le=64)
+    lease_seconds: float = Field(default=120.0, gt=0)
+    max_attempts: int = Field(default=8, ge=1)
+    sweep_seconds: float = Field(default=5.0, gt=0)
+    reconcile_seconds: float | None = Field(
+        default=None, gt=0, description="default: 5 s on the local CRM, else 900 s")
+    #: each pass re-reads overdue referrals from the CRM, so not too often (API limits)
+    sla_seconds: float = Field(default=900.0, gt=0)
+    digest_seconds: float = Field(default=3600.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -96,6 +118,7 @@ class Settings(BaseSettings):
     salesforce: SalesforceSettings = Field(default_factory=SalesforceSettings)
     hubspot: HubSpotSettings = Field(default_factory=HubSpotSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
 
     @model_validator(mode="after")
     def _strip_base_url(self) -> Settings:

@@ -29,7 +29,7 @@ def create_app(settings: Settings | None = None, *,
     app.config["MAX_CONTENT_LENGTH"] = components.settings.max_body_bytes
     app.config["SECRET_KEY"] = components.secret_key()
     app.extensions["referral_sync"] = components
-    app.extensions["referral_sync_metrics"] = Metrics(components.store)
+    app.extensions["referral_sync_metrics"] = components.metrics or Metrics(components.store)
 
     from webhooks.api import blueprint as api
     from webhooks.forms import blueprint as forms

@@ -88,7 +88,7 @@ def create_referral() -> tuple[Response, int]:
     raw = request.get_data(cache=True)
     try:
         payload = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         return jsonify(error="malformed_json", message=f"body is not valid JSON: {exc}"), 400
     if not isinstance(payload, dict):
         return jsonify(error="validation_failed",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import SQLAlchemyError
@@ -19,12 +21,21 @@ def healthz() -> Response:
 
 @blueprint.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    """The store answers and the job backlog is readable."""
+    """Ready when the store answers and the task queue is reachable (503 otherwise, naming
+    which one failed, never how)."""
+    wiring = components()
+    body: dict[str, Any] = {"status": "ready"}
     try:
-        counts = components().store.inbox.counts()
+        body["jobs"] = wiring.store.inbox.counts()
     except SQLAlchemyError as exc:
-        return jsonify(status="unavailable", store=type(exc).__name__), 503
-    return jsonify(status="ready", jobs=counts), 200
+        body.update(status="unavailable", store=type(exc).__name__)
+    if wiring.queue is not None:
+        try:
+            wiring.queue.ping()
+            body["queue"] = {"depth": wiring.queue.depth()}
+        except Exception as exc:  # noqa: BLE001 - any backend failure means "not ready"
+            body.update(status="unavailable", queue=type(exc).__name__)
+    return jsonify(body), 200 if body["status"] == "ready" else 503
 
 
 @blueprint.get("/metrics")

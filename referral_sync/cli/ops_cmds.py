@@ -2,33 +2,42 @@
 
 from __future__ import annotations
 
-import signal
-import threading
-from datetime import datetime
+from datetime import UTC, datetime
 
 import click
+from prometheus_client import start_http_server
 from rich.table import Table
 
 from referral_sync.cli.common import state, with_errors
 
 
 @click.command()
-@click.option("--once", is_flag=True, help="Process what is due, then exit.")
+@click.option("--once", is_flag=True,
+              help="Sweep expired leases, process every due job, then exit (no queue needed).")
+@click.option("--threads", type=int, default=None,
+              help="Worker threads (default: REFERRAL_SYNC_WORKER__THREADS, 2).")
+@click.option("--metrics-port", type=int, default=None,
+              help="Serve Prometheus metrics of this process on this port.")
 @with_errors
-def worker(once: bool) -> None:
-    """Process CRM events and deferred work from the inbox until stopped."""
+def worker(once: bool, threads: int | None, metrics_port: int | None) -> None:
+    """Consume the task queue: process CRM events and run the periodic sweeps (reconcile,
+    expired leases, SLA checks, digests) until stopped (SIGTERM finishes running jobs)."""
     components = state().components()
     if once:
+        components.worker.sweep()
         stats = components.worker.drain()
         click.echo(f"processed {stats.processed}, retried {stats.retried}, dead {stats.dead}")
         return
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    click.echo(f"worker {components.worker.name} started; Ctrl-C to stop")
-    try:
-        components.worker.run_forever(stop)
-    except KeyboardInterrupt:
-        stop.set()
+    if metrics_port is not None and components.metrics is not None:
+        start_http_server(metrics_port, addr="127.0.0.1", registry=components.metrics.registry)
+    consumer = components.consumer(signals=True, threads=threads)
+    click.echo(f"worker {components.worker.name} consuming {_describe(state().settings.queue_url)}"
+               f" with {consumer.workers} thread(s); Ctrl-C to stop")
+    consumer.run()
+
+
+def _describe(url: str) -> str:
+    return url.split("://", 1)[0] + " queue"
 
 
 @click.command()
@@ -38,8 +47,6 @@ def worker(once: bool) -> None:
 @with_errors
 def reconcile(since: datetime | None, process: bool) -> None:
     """Pull CRM changes since the cursor into the inbox (catches dropped webhooks)."""
-    from datetime import UTC
-
     components = state().components()
     result = components.service.reconcile(since.replace(tzinfo=UTC) if since else None)
     click.echo(f"seen {result.seen} change(s), {result.stored} new; cursor {result.cursor}")
@@ -70,11 +77,20 @@ def events(ctx: click.Context) -> None:
 
 @events.command()
 @click.argument("job_ids", nargs=-1, type=int)
+@click.option("--queue", "via_queue", is_flag=True,
+              help="Hand the jobs to the running workers instead of processing them here.")
 @with_errors
-def replay(job_ids: tuple[int, ...]) -> None:
+def replay(job_ids: tuple[int, ...], via_queue: bool) -> None:
     """Retry dead-lettered jobs (all of them, or the given job ids)."""
     components = state().components()
     ids = components.store.inbox.replay(list(job_ids) or None, components.clock())
     click.echo(f"requeued {len(ids)} job(s)")
-    stats = components.worker.run_once(job_ids=ids)
+    if not ids:
+        return
+    if via_queue and components.queue is not None:
+        sent = components.queue.wake(ids)
+        click.echo("announced to the workers" if sent else
+                   "queue unreachable: the workers' sweeper will pick them up")
+        return
+    stats = components.worker.run_once(job_ids=ids, limit=len(ids))
     click.echo(f"processed {stats.processed}, retried {stats.retried}, dead {stats.dead}")

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from referral_sync.models import RewardType
+from referral_sync.models import ReferralStatus, RewardType
 from referral_sync.program.conditions import Condition
 
 
@@ -326,6 +326,11 @@ class CrmMapping(_Strict):
     usage_field: str | None = None
     create_deal_at_qualification: bool = True
     extra_fields: list[str] = Field(default_factory=list)
+    status_values: dict[str, ReferralStatus] = Field(
+        default_factory=dict,
+        description="CRM status values → referral status, added to the adapter's defaults "
+        "(e.g. an org's own Lead Status 'Closed - Bad Timing': nurture)",
+    )
 
 
 class ProgramFile(_Strict):

@@ -11,7 +11,13 @@ from referral_sync.crm import CrmPort, Owner, ReferrerContext
 from referral_sync.errors import ConfigurationError
 from referral_sync.models import IntroStrength, Referee, RoutingDecision
 from referral_sync.program.schema import CapPeriod, Routing
-from referral_sync.rules import PolicyStamp, RoutingFacts, RoutingState, route_referral
+from referral_sync.rules import (
+    PolicyStamp,
+    RoutingFacts,
+    RoutingState,
+    route_referral,
+    sla_reroute,
+)
 from referral_sync.store import Store
 
 OWNER_CACHE_SECONDS = 300
@@ -83,8 +89,10 @@ class Router:
     def route(self, *, routing: Routing, stamp: PolicyStamp, referee: Referee,
               intro_strength: IntroStrength, referrer: ReferrerContext | None,
               account_match: ReferrerContext | None, previous_owners: list[str],
-              now: datetime) -> RoutedOwner:
+              now: datetime, reroute_from: str | None = None) -> RoutedOwner:
         """Pick an owner; counters are read and bumped in one locked transaction.
+        With ``reroute_from`` (the current owner) it is an SLA re-route (``sla_reroute``):
+        neither that owner nor any previous one gets the referral again.
 
         Raises:
             ConfigurationError: if the owner the policy chose does not exist in the CRM (the
@@ -112,7 +120,10 @@ class Router:
                                for key, label in member_period.items()},
                 open_counts=counters.read("open"),
             )
-            decision = route_referral(facts, routing, state, stamp)
+            if reroute_from is not None:
+                decision = sla_reroute(facts, routing, state, stamp, current_owner=reroute_from)
+            else:
+                decision = route_referral(facts, routing, state, stamp)
             counters.increment("total", decision.counters)
             for key, amount in decision.counters.items():
                 if key in member_period:

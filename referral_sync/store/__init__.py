@@ -16,6 +16,7 @@ from referral_sync.store.records import (
     Referrals,
     Settings,
 )
+from referral_sync.store.schedules import Schedules
 
 __all__ = [
     "CounterSession", "DeadLetter", "Job", "JobState", "OutboxMessage", "ReceiveResult", "Store",
@@ -33,6 +34,7 @@ class Store:
         self.counters = Counters(engine)
         self.outbox = Outbox(engine)
         self.settings = Settings(engine)
+        self.schedules = Schedules(engine)
 
     @classmethod
     def from_url(cls, url: str) -> Store:

@@ -73,7 +73,16 @@ class Referrals:
             row = conn.execute(sa.select(referrals.c.data).where(where)).first()
         return Referral.model_validate(row.data) if row else None
 
-    def list(self, *, referrer_email: str | None = None, limit: int | None = None) -> list[Referral]:
+    def with_status(self, statuses: list[ReferralStatus]) -> list[Referral]:
+        """Referrals currently in one of ``statuses``, oldest first (SLA checks)."""
+        query = (sa.select(referrals.c.data)
+                 .where(referrals.c.status.in_([s.value for s in statuses]))
+                 .order_by(referrals.c.submitted_at))
+        with self._engine.connect() as conn:
+            return [Referral.model_validate(r.data) for r in conn.execute(query)]
+
+    def list(self, *, referrer_email: str | None = None,
+             limit: int | None = None) -> list[Referral]:
         """Referrals, newest first, optionally of one referrer."""
         query = sa.select(referrals.c.data).order_by(referrals.c.submitted_at.desc())
         if referrer_email:
@@ -167,10 +176,12 @@ class Ledger:
                         data=entry.model_dump(mode="json"), updated_at=now)
             )
 
-    def entries(self, *, referral_id: str | None = None,
-                referrer_email: str | None = None) -> list[RewardEntry]:
-        """Ledger entries, optionally for one referral or one referrer."""
+    def entries(self, *, referral_id: str | None = None, referrer_email: str | None = None,
+                states: list[RewardState] | None = None) -> list[RewardEntry]:
+        """Ledger entries, optionally for one referral, one referrer and/or some states."""
         query = sa.select(reward_ledger.c.data).order_by(reward_ledger.c.id)
+        if states:
+            query = query.where(reward_ledger.c.state.in_([s.value for s in states]))
         if referral_id:
             query = query.where(reward_ledger.c.referral_id == referral_id)
         if referrer_email:

@@ -1,0 +1,105 @@
+"""End to end with the real composition: ``build_components`` with the HubSpot adapter on the
+loopback double, the Flask app's ``/webhooks/hubspot``, the store's inbox and the worker.
+A referral is submitted, qualified and won in HubSpot; webhook batches are redelivered and
+reordered; the outcome is one deal, one reward per milestone and no duplicate tasks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from pydantic import SecretStr
+
+from referral_sync.app import Components, build_components
+from referral_sync.hubspot.signatures import sign_v3
+from referral_sync.models import ReferralStatus
+from referral_sync.service import Submission
+from referral_sync.settings import HubSpotSettings, Settings
+from tests.conftest import FakeClock
+from tests.hubspot.conftest import FakeTime, Seeded, make_crm
+from tests.hubspot.double import HubSpotDouble
+from tests.hubspot.double.objects import update
+from webhooks import create_app
+
+BASE = "https://hooks.example.com"
+SECRET = "app-client-secret"
+
+
+@pytest.fixture
+def wired(double: HubSpotDouble, seeded: Seeded, clock: FakeClock, fake_time: FakeTime,
+          tmp_path: Path) -> Iterator[Components]:
+    settings = Settings(
+        _env_file=None, crm="hubspot", database_url=f"sqlite:///{tmp_path}/store.db",
+        queue_url=f"sqlite:///{tmp_path}/queue.db", public_base_url=BASE, secret_key="k",
+        hubspot=HubSpotSettings(access_token=SecretStr("unused"), client_secret=SecretStr(SECRET),
+                                app_id="1160452", portal_id="62515"))
+    components = build_components(settings, clock=clock, crm=make_crm(double, clock, fake_time))
+    yield components
+    components.store.close()
+
+
+def deliver(client: FlaskClient, clock: FakeClock, items: list[dict[str, Any]]) -> int:
+    raw = json.dumps(items).encode()
+    stamp = str(int(clock().timestamp() * 1000))
+    headers = {"X-HubSpot-Signature-v3": sign_v3(SECRET, "POST", BASE + "/webhooks/hubspot",
+                                                 raw, stamp),
+               "X-HubSpot-Request-Timestamp": stamp, "Content-Type": "application/json"}
+    return client.post("/webhooks/hubspot", data=raw, headers=headers).status_code
+
+
+def change(n: int, clock: FakeClock, kind: str, object_id: str, prop: str, value: str,
+           **extra: Any) -> dict[str, Any]:
+    return {"eventId": n, "portalId": 62515, "appId": 1160452, "subscriptionId": 1,
+            "occurredAt": int(clock().timestamp() * 1000), "subscriptionType": kind,
+            "attemptNumber": 0, "objectId": int(object_id), "propertyName": prop,
+            "propertyValue": value, "changeSource": "CRM_UI", "sourceId": "userId:52530071",
+            **extra}
+
+
+def test_submit_qualify_win_with_redeliveries(wired: Components, double: HubSpotDouble,
+                                              clock: FakeClock) -> None:
+    result = wired.service.submit(Submission.model_validate({
+        "referrer_email": "maria@acme.example",
+        "referee": {"first_name": "Hana", "last_name": "Yusof",
+                    "email": "hana@kelp-two.example", "company": "Kelp Two Sdn Bhd"}}))
+    assert result.record is not None
+    contact = result.record.record_id
+    client = create_app(wired.settings, components=wired).test_client()
+
+    clock.advance(hours=2)
+    update(double.portal, "contacts", contact, {"properties": {"referral_status": "qualified"}})
+    qualified = change(1, clock, "contact.propertyChange", contact, "referral_status",
+                       "qualified")
+    assert deliver(client, clock, [qualified, dict(qualified, attemptNumber=1)]) == 204
+    wired.worker.drain()
+    referral = wired.store.referrals.get(result.referral.id)
+    assert referral is not None and referral.status is ReferralStatus.QUALIFIED
+    deal = referral.crm_opportunity_id
+    assert deal is not None
+
+    clock.advance(days=10)
+    update(double.portal, "deals", deal, {"properties": {"dealstage": "closedwon",
+                                                         "amount": "40000"}})
+    won = change(2, clock, "deal.propertyChange", deal, "dealstage", "closedwon")
+    echo = change(3, clock, "contact.propertyChange", contact, "referral_status", "opportunity",
+                  changeSource="INTEGRATION", sourceId="1160452")
+    assert deliver(client, clock, [echo, won, dict(qualified, attemptNumber=2)]) == 204
+    assert deliver(client, clock, [dict(won, attemptNumber=1)]) == 204
+    wired.worker.drain()
+
+    referral = wired.store.referrals.get(result.referral.id)
+    assert referral is not None and referral.status is ReferralStatus.CLOSED_WON
+    props = double.portal.records["contacts"][contact].properties
+    assert props["referral_status"] == "closed_won"
+    assert [d.id for d in double.portal.records["deals"].values()
+            if d.properties.get("referral_id") == referral.id] == [deal]
+    [reward_type] = double.portal.schemas
+    keys = sorted(r.properties["reward_key"] for r in double.portal.records[reward_type].values())
+    assert keys == [f"{referral.id}:closed_won", f"{referral.id}:qualified"]
+    task_keys = [t.properties.get("referral_task_key")
+                 for t in double.portal.records["tasks"].values()]
+    assert len(task_keys) == len(set(task_keys))
