@@ -119,7 +119,7 @@ def build_components(settings: Settings, *, clock: Clock = utc_now,
     metrics = Metrics(store)
     # The service sees the CRM through a meter; ``Components.crm`` stays the adapter itself.
     metered = MeteredCrm(crm, metrics)
-    notifier = Notifier(store, metered, clock)
+    notifier = Notifier(store, clock)
     secret = (settings.secret_key.get_secret_value() if settings.secret_key
               else store.settings.secret_key())
     ctx = ServiceContext(store=store, crm=metered, program=program, clock=clock,

@@ -8,7 +8,8 @@ Snapshots are what ``rules/`` reads: plain data taken from the CRM at one moment
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -123,12 +124,23 @@ class SchemaChange(BaseModel):
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class AppliedChanges:
+    """CRM ids of what ``apply_changes`` wrote, by reward key and by task key."""
+
+    rewards: dict[str, str] = field(default_factory=dict)
+    tasks: dict[str, str] = field(default_factory=dict)
+
+
 @runtime_checkable
 class CrmPort(Protocol):
     """Everything the service needs from a CRM. Adapters translate errors into
     ``CrmPermanentError`` / ``CrmRetryableError`` and retry internally."""
 
     provider: str
+    #: True when a change event carries the record's whole current state (Salesforce Outbound
+    #: Messages); the service then trusts a forward status change without re-reading.
+    events_carry_current_state: bool
 
     def find_duplicates(
         self, email: str, domain: str | None, company_key: str, since: datetime
@@ -171,6 +183,14 @@ class CrmPort(Protocol):
         """Create a task (idempotent when ``task.key`` is set); returns its CRM id."""
         ...
 
+    def apply_changes(
+        self, referral: Referral, *, fields: dict[str, object] | None = None,
+        rewards: Sequence[RewardEntry] = (), tasks: Sequence[CrmTask] = (),
+    ) -> AppliedChanges:
+        """Everything one event changes (record fields, reward upserts, keyed tasks), in as
+        few calls as the CRM allows; every part is idempotent."""
+        ...
+
     def list_changes(self, since: datetime) -> Iterator[ChangeEvent]:
         """Referral-relevant changes modified at or after ``since``, oldest first."""
         ...
@@ -182,3 +202,17 @@ class CrmPort(Protocol):
     def api_calls(self) -> int:
         """How many API calls this adapter has made so far."""
         ...
+
+
+def apply_one_by_one(
+    crm: CrmPort, referral: Referral, *, fields: dict[str, object] | None = None,
+    rewards: Sequence[RewardEntry] = (), tasks: Sequence[CrmTask] = (),
+) -> AppliedChanges:
+    """``apply_changes`` for CRMs without a multi-record call: one port call per part
+    (no record update when there are no ``fields``)."""
+    if fields is not None:
+        crm.update_referral(referral, fields=fields)
+    return AppliedChanges(
+        rewards={entry.key: crm.upsert_reward(entry) for entry in rewards},
+        tasks={str(task.key): crm.create_task(task) for task in tasks},
+    )

@@ -3,13 +3,14 @@ CRM port wrapper that counts calls and errors by kind."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from referral_sync.crm import (
+    AppliedChanges,
     CrmPort,
     CrmRecordRef,
     CrmTask,
@@ -99,6 +100,7 @@ class MeteredCrm:
         self.inner = inner
         self.metrics = metrics
         self.provider = inner.provider
+        self.events_carry_current_state = inner.events_carry_current_state
 
     def _call(self, operation: str, fn: Callable[[], T]) -> T:
         self.metrics.crm_calls.labels(operation=operation).inc()
@@ -126,6 +128,14 @@ class MeteredCrm:
     def get_owner(self, ref: str) -> Owner | None:
         """See ``CrmPort``."""
         return self._call("get_owner", lambda: self.inner.get_owner(ref))
+
+    def apply_changes(
+        self, referral: Referral, *, fields: dict[str, object] | None = None,
+        rewards: Sequence[RewardEntry] = (), tasks: Sequence[CrmTask] = (),
+    ) -> AppliedChanges:
+        """See ``CrmPort``."""
+        return self._call("apply_changes", lambda: self.inner.apply_changes(
+            referral, fields=fields, rewards=rewards, tasks=tasks))
 
     def create_referral(self, referral: Referral, decision: RoutingDecision) -> CrmRecordRef:
         """See ``CrmPort``."""

@@ -152,3 +152,17 @@ def _get_when_up(opener: urllib.request.OpenerDirector, url: str) -> str:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def test_simulate_over_recorded_history(after_demo: CliRunner) -> None:
+    example = Path(__file__).resolve().parents[1] / "examples" / "enterprise-hybrid.yaml"
+    result = after_demo.invoke(cli, ["simulate", "--policy", str(example), "--history",
+                                     "--format", "json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    # The demo recorded four accepted referrals; the enterprise policy routes the
+    # non-strategic ones through its territory table instead of the default's queue.
+    assert document["summary"]["cases"] == 4
+    assert document["summary"]["changed_cases"] == 2
+    moved = [c for c in document["cases"] if c["current"]["owner"] != c["new"]["owner"]]
+    assert moved and all(c["current"]["owner"] == "queue:Referral Queue" for c in moved)

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from referral_sync.cli.common import friendly_errors, state
 from referral_sync.program.loader import LoadedProgram, load_program
+from referral_sync.service.history import recorded_history
 from referral_sync.simulate import (
     CaseResult,
     SimulationCase,
@@ -33,15 +34,20 @@ _TOP = 15
 
 
 def _history(
-    csv_path: Path | None, generate: int | None, seed: int
+    csv_path: Path | None, generate: int | None, seed: int, recorded: bool
 ) -> tuple[Iterable[SimulationCase], int | None]:
-    if csv_path is not None and generate is not None:
-        raise click.UsageError("give either --csv or --generate, not both")
+    if sum((csv_path is not None, generate is not None, recorded)) > 1:
+        raise click.UsageError("give one of --history, --csv or --generate")
+    if recorded:
+        components = state().components()
+        total = len(components.store.referrals.list())
+        return recorded_history(components.store, components.crm), total
     if generate is not None:
         return generate_history(generate, seed), generate
     if csv_path is None:
         raise click.UsageError(
-            "give the history: --csv FILE (see --help for the columns) or --generate N"
+            "give the history: --history (recorded referrals, referrer facts from the CRM), "
+            "--csv FILE (see --help for the columns) or --generate N"
         )
     with csv_path.open(encoding="utf-8", newline="") as handle:
         total = max(sum(1 for _ in handle) - 1, 0)
@@ -175,6 +181,8 @@ def _current(against: Path | None, compare: bool) -> LoadedProgram | None:
     help="The program file to compare with [default: the configured program].",
 )
 @click.option("--no-compare", is_flag=True, help="Only decide under --policy; no diff.")
+@click.option("--history", "recorded", is_flag=True,
+              help="Use the referrals recorded so far, with referrer facts from the CRM.")
 @click.option("--csv", "csv_path", type=_FILE, default=None, help="History as CSV.")
 @click.option(
     "--generate",
@@ -206,6 +214,7 @@ def simulate(
     policy_path: Path,
     against_path: Path | None,
     no_compare: bool,
+    recorded: bool,
     csv_path: Path | None,
     generate: int | None,
     seed: int,
@@ -217,7 +226,7 @@ def simulate(
     changes compared with the current policy. Referrals held for review count as approved.
     Nothing is written anywhere."""
     with friendly_errors():
-        cases, total = _history(csv_path, generate, seed)
+        cases, total = _history(csv_path, generate, seed, recorded)
         new = load_program(policy_path)
         current = _current(against_path, not no_compare)
         summary, shown = run_simulation(cases, new, current, total=total, keep_all=keep_all)

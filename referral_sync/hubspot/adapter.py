@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from referral_sync.crm import (
+    AppliedChanges,
     CrmRecordRef,
     CrmTask,
     DuplicateCandidate,
@@ -25,6 +26,7 @@ from referral_sync.crm import (
     ReferralSnapshot,
     ReferrerContext,
     SchemaChange,
+    apply_one_by_one,
 )
 from referral_sync.errors import ConfigurationError, CrmPermanentError, NotFound
 from referral_sync.hubspot import records as rec
@@ -59,6 +61,8 @@ class HubSpotCrm:
     """The CRM port on a HubSpot portal."""
 
     provider = PROVIDER
+    # Webhooks carry one changed property, not the record: processing re-reads it.
+    events_carry_current_state = False
 
     def __init__(self, client: HubSpotClient, mapping: CrmMapping, *,
                  reward_mode: RewardMode = "auto", portal_id: str | None = None,
@@ -316,6 +320,13 @@ class HubSpotCrm:
     def create_task(self, task: CrmTask) -> str:
         """Create a task on the referral's contact; idempotent when ``task.key`` is set."""
         return self._tasks.create(task)
+
+    def apply_changes(
+        self, referral: Referral, *, fields: dict[str, object] | None = None,
+        rewards: Sequence[RewardEntry] = (), tasks: Sequence[CrmTask] = (),
+    ) -> AppliedChanges:
+        """Record fields, rewards and tasks of one event (HubSpot has no cross-object batch)."""
+        return apply_one_by_one(self, referral, fields=fields, rewards=rewards, tasks=tasks)
 
     def list_changes(self, since: datetime) -> Iterator[ChangeEvent]:
         """Referral contacts and deals modified since ``since``, oldest first (streamed)."""

@@ -5,7 +5,7 @@ metadata, tasks, rewards and a change history that feeds ``list_changes``)."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from referral_sync.clock import Clock
 from referral_sync.crm import (
+    AppliedChanges,
     CrmRecordRef,
     CrmTask,
     DuplicateCandidate,
@@ -21,6 +22,7 @@ from referral_sync.crm import (
     ReferralSnapshot,
     ReferrerContext,
     SchemaChange,
+    apply_one_by_one,
 )
 from referral_sync.errors import NotFound
 from referral_sync.local import tables as t
@@ -43,6 +45,8 @@ class LocalCrm:
     """CRM port on the local SQLite CRM. ``clock`` stamps record changes."""
 
     provider = "local"
+    # Change-history rows name one field; processing re-reads the record.
+    events_carry_current_state = False
 
     def __init__(self, engine: sa.Engine, mapping: CrmMapping, clock: Clock) -> None:
         self.engine = engine
@@ -202,6 +206,13 @@ class LocalCrm:
             amount=Decimal(opp.amount) if opp is not None and opp.amount is not None else None,
             disqualified_reason=lead.disqualified_reason,
             touched=lead.first_touched_at is not None)
+
+    def apply_changes(
+        self, referral: Referral, *, fields: dict[str, object] | None = None,
+        rewards: Sequence[RewardEntry] = (), tasks: Sequence[CrmTask] = (),
+    ) -> AppliedChanges:
+        """Record fields, rewards and tasks of one event, one part at a time."""
+        return apply_one_by_one(self, referral, fields=fields, rewards=rewards, tasks=tasks)
 
     def list_changes(self, since: datetime) -> Iterator[ChangeEvent]:
         """Changes recorded at or after ``since``, oldest first, as normalised events."""

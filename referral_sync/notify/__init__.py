@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlsplit
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from referral_sync.clock import Clock
-from referral_sync.crm import CrmPort, CrmTask
+from referral_sync.crm import CrmTask
 from referral_sync.program.schema import Locale, Notifications
 from referral_sync.settings import SmtpSettings
 from referral_sync.store import OutboxMessage, Store
@@ -40,19 +40,21 @@ class TemplateRenderer:
 
 
 class Notifier:
-    """Queues referrer messages in the outbox (once per key) and logs a CRM activity."""
+    """Queues referrer messages in the outbox (once per key) and prepares the CRM activity
+    that shows the AE what the referrer was told (the caller writes it with its other
+    changes, so a notice costs no API call of its own)."""
 
-    def __init__(self, store: Store, crm: CrmPort, clock: Clock,
+    def __init__(self, store: Store, clock: Clock,
                  renderer: TemplateRenderer | None = None) -> None:
         self.store = store
-        self.crm = crm
         self.clock = clock
         self.renderer = renderer or TemplateRenderer()
 
     def notify(self, *, key: str, template: str, recipient: str, referral_id: str,
                policy: Notifications, context: dict[str, Any], record_id: str | None,
-               owner_id: str | None, locale: Locale | None = None) -> bool:
-        """Queue one message; False when a message with ``key`` was queued before."""
+               owner_id: str | None, locale: Locale | None = None) -> CrmTask | None:
+        """Queue one message (a no-op if ``key`` was queued before); return the CRM activity
+        to log, if the program logs notices in the CRM."""
         chosen = locale or policy.default_locale
         subject, body = self.renderer.render(template, chosen, context)
         queued = self.store.outbox.add(OutboxMessage(
@@ -60,15 +62,14 @@ class Notifier:
             locale=chosen.value, recipient=recipient, subject=subject, body=body,
             state="pending" if "email" in policy.channels else "logged",
         ), self.clock())
-        if "crm_task" in policy.channels and record_id and owner_id:
-            # A completed activity on the record shows the AE what the referrer was told.
-            self.crm.create_task(CrmTask(
-                subject=f"Referrer notified: {subject}", owner_id=owner_id, what_id=record_id,
-                description=body, kind="activity", key=f"notice:{key}"))
         if queued:
             log.info("referrer notice queued", extra={"referral_id": referral_id,
                                                       "template": template})
-        return queued
+        if "crm_task" not in policy.channels or not record_id or not owner_id:
+            return None
+        return CrmTask(subject=f"Referrer notified: {subject}", owner_id=owner_id,
+                       what_id=record_id, description=body, kind="activity",
+                       key=f"notice:{key}")
 
 
 class SmtpSender:

@@ -9,7 +9,13 @@ from referral_sync.rules.duplicates import email_domain_kind, normalise_company,
 from referral_sync.rules.findings import PolicyStamp, Rejection
 from referral_sync.rules.intake import IntakeDecision, IntakeFacts, IntakeOutcome, evaluate_intake
 from referral_sync.rules.rewards import RewardDecision, RewardFacts, clawback, rewards_for_milestone
-from referral_sync.rules.routing import RoutingFacts, RoutingState, route_referral, sla_reroute
+from referral_sync.rules.routing import (
+    RoutingFacts,
+    RoutingState,
+    counter_key,
+    route_referral,
+    sla_reroute,
+)
 
 __all__ = [
     "IntakeDecision",
@@ -22,6 +28,7 @@ __all__ = [
     "RoutingFacts",
     "RoutingState",
     "clawback",
+    "counter_key",
     "condition_facts",
     "email_domain_kind",
     "evaluate",

@@ -1,7 +1,7 @@
 """Salesforce adapter: the CRM port on simple-salesforce, the schema it installs (Metadata
 API and the ``deploy/salesforce`` source project), and Outbound Message parsing."""
 
-from referral_sync.salesforce.adapter import ASSIGNMENT_RULE, AppliedChanges, SalesforceCrm
+from referral_sync.salesforce.adapter import ASSIGNMENT_RULE, SalesforceCrm
 from referral_sync.salesforce.client import SalesforceClient
 from referral_sync.salesforce.outbound import (
     ACK,
@@ -14,7 +14,6 @@ from referral_sync.salesforce.status import StatusMapping
 __all__ = [
     "ACK",
     "ASSIGNMENT_RULE",
-    "AppliedChanges",
     "MalformedOutboundMessage",
     "SalesforceClient",
     "SalesforceCrm",

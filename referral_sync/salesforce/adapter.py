@@ -13,7 +13,6 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,6 +20,7 @@ import requests
 from simple_salesforce.api import Salesforce
 
 from referral_sync.crm import (
+    AppliedChanges,
     CrmRecordRef,
     CrmTask,
     DuplicateCandidate,
@@ -59,18 +59,12 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True)
-class AppliedChanges:
-    """Salesforce ids of what ``apply_changes`` wrote, by reward key and by task key."""
-
-    rewards: dict[str, str]
-    tasks: dict[str, str]
-
-
 class SalesforceCrm:
     """The CRM port implemented with simple-salesforce (REST, Composite, Metadata API)."""
 
     provider = PROVIDER
+    # An Outbound Message carries the record's fields as they are when it is sent.
+    events_carry_current_state = True
 
     def __init__(
         self,
@@ -325,7 +319,7 @@ class SalesforceCrm:
         self, referral: Referral, *, fields: dict[str, object] | None = None,
         rewards: Sequence[RewardEntry] = (), tasks: Sequence[CrmTask] = (),
     ) -> AppliedChanges:
-        """Everything one event changes, in one API call (not part of the port yet).
+        """Everything one event changes, in one API call.
 
         One Composite with the referral record's update (as ``update_referral``), each reward
         upsert (guarded as ``upsert_reward``) and each keyed task upsert (as ``create_task``).

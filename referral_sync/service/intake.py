@@ -140,7 +140,7 @@ class Intake:
         routed = self.router.route(
             routing=program.routing, stamp=ctx.stamp, referee=referee,
             intro_strength=submission.intro_strength, referrer=referrer_ctx,
-            account_match=account_match, previous_owners=[], now=now)
+            account_match=account_match, previous_owners=[], now=now, program_id=program.id)
         routing = routed.decision.model_copy(update={"owner_id": routed.owner.id})
         referral = referral.model_copy(update={
             "owner_id": routed.owner.id, "routing_reason": routing.reason,
@@ -180,8 +180,9 @@ class Intake:
         record = ctx.crm.create_referral(referral, routing)
         referral.crm_record_id = record.record_id
         ctx.store.referrals.save(referral, ctx.clock())
-        self._first_action_task(referral, owner, program, review_reasons)
-        self._announce(referral, owner, program)
+        tasks = [self._first_action_task(referral, owner, program, review_reasons),
+                 self._announce(referral, owner, program)]
+        ctx.crm.apply_changes(referral, tasks=[t for t in tasks if t is not None])
         return record
 
     def _evaluate(self, submission: Submission, program: Program,
@@ -214,22 +215,22 @@ class Intake:
         return evaluate_intake(facts, program, ctx.program.config.crm, ctx.stamp)
 
     def _first_action_task(self, referral: Referral, owner: Owner, program: Program,
-                           review_reasons: list[str]) -> None:
+                           review_reasons: list[str]) -> CrmTask:
         assert referral.crm_record_id
         verb = "Call" if referral.first_action == "call" else "E-mail"
         review = ("\nReview before working it: " + "; ".join(review_reasons)
                   if review_reasons else "")
-        self.ctx.crm.create_task(CrmTask(
+        return CrmTask(
             subject=f"{verb} {referral.referee.full_name} (referred by "
                     f"{referral.referrer.name or 'a customer'})",
             owner_id=owner.id, what_id=referral.crm_record_id, kind=referral.first_action or "",
             due=referral.submitted_at + timedelta(hours=program.routing.sla.first_touch_hours),
             description=f"Why you: {referral.routing_reason}{review}",
-            key=f"{referral.id}:first-action"))
+            key=f"{referral.id}:first-action")
 
-    def _announce(self, referral: Referral, owner: Owner, program: Program) -> None:
+    def _announce(self, referral: Referral, owner: Owner, program: Program) -> CrmTask | None:
         context = self.ctx.notice_context(referral, program) | {"owner_name": owner.name}
-        self.ctx.notifier.notify(
+        return self.ctx.notifier.notify(
             key=f"{referral.id}:submitted", template="submitted",
             recipient=str(referral.referrer.email), referral_id=referral.id,
             policy=program.notifications, context=context,

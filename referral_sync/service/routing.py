@@ -15,6 +15,7 @@ from referral_sync.rules import (
     PolicyStamp,
     RoutingFacts,
     RoutingState,
+    counter_key,
     route_referral,
     sla_reroute,
 )
@@ -89,7 +90,8 @@ class Router:
     def route(self, *, routing: Routing, stamp: PolicyStamp, referee: Referee,
               intro_strength: IntroStrength, referrer: ReferrerContext | None,
               account_match: ReferrerContext | None, previous_owners: list[str],
-              now: datetime, reroute_from: str | None = None) -> RoutedOwner:
+              now: datetime, reroute_from: str | None = None,
+              program_id: str = "default") -> RoutedOwner:
         """Pick an owner; counters are read and bumped in one locked transaction.
         With ``reroute_from`` (the current owner) it is an SLA re-route (``sla_reroute``):
         neither that owner nor any previous one gets the referral again.
@@ -108,9 +110,9 @@ class Router:
         facts = RoutingFacts(
             referee=referee, intro_strength=intro_strength, referrer=referrer,
             account_match=account_match, previous_owners=previous_owners,
-            inactive_owners=inactive, now=now,
+            inactive_owners=inactive, now=now, program_id=program_id,
         )
-        member_period = {f"{name}:{m.owner}": period_label(m.cap_period, now)
+        member_period = {counter_key(name, m.owner): period_label(m.cap_period, now)
                          for name, pool in routing.pools.items() for m in pool.members}
         with self._store.counters.locked() as counters:
             by_period = {label: counters.read(label) for label in set(member_period.values())}

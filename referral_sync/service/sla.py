@@ -140,7 +140,7 @@ class SlaChecks:
             routing=program.routing, stamp=ctx.stamp, referee=referee,
             intro_strength=referral.intro_strength, referrer=referrer,
             account_match=account_match, previous_owners=list(referral.previous_owner_ids),
-            now=now, reroute_from=current)
+            now=now, reroute_from=current, program_id=program.id)
         if routed.owner.id == current:
             return False  # only the fallback queue was left, and it has it already
         with ctx.store.counters.locked() as counters:

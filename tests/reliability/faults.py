@@ -7,11 +7,12 @@ the worker does not catch, which abandons its lease mid-job exactly like SIGKILL
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import TypeVar
 
 from referral_sync.crm import (
+    AppliedChanges,
     CrmPort,
     CrmRecordRef,
     CrmTask,
@@ -20,6 +21,7 @@ from referral_sync.crm import (
     ReferralSnapshot,
     ReferrerContext,
     SchemaChange,
+    apply_one_by_one,
 )
 from referral_sync.errors import CrmRetryableError
 from referral_sync.models import ChangeEvent, Referral, RewardEntry, RoutingDecision
@@ -39,6 +41,7 @@ class FaultyCrm:
         self.inner = inner
         self.retry_after = retry_after
         self.provider = inner.provider
+        self.events_carry_current_state = inner.events_carry_current_state
         self.rate = rate
         self.rng = random.Random(seed)
         self.kill_after: int | None = None
@@ -104,6 +107,14 @@ class FaultyCrm:
 
     def create_task(self, task: CrmTask) -> str:
         return self._call(lambda: self.inner.create_task(task), write=True)
+
+    def apply_changes(
+        self, referral: Referral, *, fields: dict[str, object] | None = None,
+        rewards: Sequence[RewardEntry] = (), tasks: Sequence[CrmTask] = (),
+    ) -> AppliedChanges:
+        # Part by part through the faults: a failure can leave some parts written, the
+        # hardest case for a retry.
+        return apply_one_by_one(self, referral, fields=fields, rewards=rewards, tasks=tasks)
 
     def list_changes(self, since: datetime) -> Iterator[ChangeEvent]:
         changes = self._call(lambda: list(self.inner.list_changes(since)))
