@@ -19,6 +19,9 @@ _SECRET = re.compile(
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 #: A Salesforce session id (org id + "!" + opaque part) wherever it appears.
 _SF_SESSION = re.compile(r"\b00D\w{12,15}![\w.]+")
+#: Paths whose last segment is a credential: portal and landing tokens, the Outbound
+#: Message path token. Access logs print request paths.
+_SECRET_PATH = re.compile(r"(/(?:portal|r|webhooks/salesforce)/)[^\s/?\"']+")
 _CONTEXT: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(
     "referral_sync_log_context")
 
@@ -27,6 +30,7 @@ def redact(text: str) -> str:
     """``text`` with e-mail addresses and secret values masked."""
     text = _EMAIL.sub("<email>", text)
     text = _SF_SESSION.sub("<redacted>", text)
+    text = _SECRET_PATH.sub(r"\1<redacted>", text)
     return _SECRET.sub(lambda m: f"{m.group(1)}{m.group(2)}<redacted>", text)
 
 

@@ -85,3 +85,17 @@ def test_landing_form_requires_csrf(client: FlaskClient, components: Components,
 
 def test_unknown_landing_code_is_404(client: FlaskClient) -> None:
     assert client.get("/r/whatever").status_code == 404
+
+
+def test_access_log_lines_never_show_portal_or_landing_tokens(
+        components: Components, people: SeededPeople) -> None:
+    import logging
+
+    from referral_sync.logs import JsonFormatter
+
+    portal = components.service.ctx.links.portal_url(people.good_referrer)
+    token = portal.rsplit("/", 1)[1]
+    record = logging.getLogger("werkzeug").makeRecord("werkzeug", 20, __file__, 1,
+                               '127.0.0.1 - - "GET /portal/%s HTTP/1.1" 200 -', (token,), None)
+    line = JsonFormatter().format(record)
+    assert token not in line and "/portal/<redacted>" in line
