@@ -96,6 +96,8 @@ class Lifecycle:
         Outbound Message) is trusted for a forward move; anything that would move backwards,
         or an event with one field only, is checked by re-reading the records, because events
         arrive late and out of order."""
+        if self.ctx.crm.events_carry_current_state and event.status == referral.status:
+            return referral.status  # agrees with what we have: nothing can move
         if (self.ctx.crm.events_carry_current_state and event.status is not None
                 and referral.status not in _CLOSED and _moves_forward(referral, event.status)):
             if event.object_type in (CrmObject.OPPORTUNITY, CrmObject.DEAL):
