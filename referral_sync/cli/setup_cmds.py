@@ -84,6 +84,12 @@ def doctor() -> None:
     except Exception as exc:  # noqa: BLE001 - doctor reports every failure it can find
         report(False, f"store unreachable: {type(exc).__name__}")
     try:
+        assert components.queue is not None
+        components.queue.ping()
+        report(True, f"queue reachable ({components.settings.queue_url.split(':', 1)[0]})")
+    except Exception as exc:  # noqa: BLE001 - doctor reports every failure it can find
+        report(False, f"queue unreachable: {type(exc).__name__}")
+    try:
         drift = components.crm.ensure_schema(dry_run=True)
         report(not drift, f"{components.crm.provider}: schema "
                           + ("in sync" if not drift else f"drift: {len(drift)} item(s) missing; "

@@ -11,7 +11,7 @@ from referral_sync.models import ChangeEvent
 from referral_sync.service.context import ServiceContext
 from referral_sync.service.intake import INTAKE_PROVIDER, Intake, IntakeResult, Submission
 from referral_sync.service.lifecycle import Lifecycle, Outcome
-from referral_sync.service.routing import OwnerDirectory, Router
+from referral_sync.service.routing import Router
 from referral_sync.store import ReceiveResult
 
 __all__ = ["IntakeResult", "Outcome", "ReferralService", "ServiceContext", "Submission"]
@@ -37,7 +37,7 @@ class ReferralService:
 
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
-        self.owners = OwnerDirectory(ctx.crm, ctx.clock)
+        self.owners = ctx.owners
         self.intake = Intake(ctx, Router(ctx.store, self.owners))
         self.lifecycle = Lifecycle(ctx)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from referral_sync.clock import Clock
@@ -13,6 +13,7 @@ from referral_sync.notify import Notifier
 from referral_sync.program.loader import LoadedProgram
 from referral_sync.program.schema import Program
 from referral_sync.rules import PolicyStamp
+from referral_sync.service.routing import OwnerDirectory
 from referral_sync.store import Store
 
 
@@ -26,6 +27,11 @@ class ServiceContext:
     clock: Clock
     notifier: Notifier
     links: Links
+    owners: OwnerDirectory = field(init=False)
+
+    def __post_init__(self) -> None:
+        # One cached directory for the whole service: owner look-ups cost API calls.
+        self.owners = OwnerDirectory(self.crm, self.clock)
 
     @property
     def stamp(self) -> PolicyStamp:
@@ -41,7 +47,7 @@ class ServiceContext:
 
     def notice_context(self, referral: Referral, program: Program) -> dict[str, Any]:
         """Template variables shared by every referrer notice."""
-        owner = self.crm.get_owner(referral.owner_id) if referral.owner_id else None
+        owner = self.owners.get(referral.owner_id) if referral.owner_id else None
         return {
             "referrer_name": referral.referrer.name or "there",
             "referee_name": referral.referee.full_name,
