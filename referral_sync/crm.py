@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
@@ -25,6 +25,17 @@ from referral_sync.models import (
     RewardEntry,
     RoutingDecision,
 )
+
+
+def parse_decimal(value: object) -> Decimal | None:
+    """A CRM number or currency value as Decimal (None when empty or not a number); both
+    CRMs send numbers as strings at times."""
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
 
 
 class ReferrerContext(BaseModel):

@@ -27,6 +27,7 @@ from referral_sync.crm import (
     ReferrerContext,
     SchemaChange,
     apply_one_by_one,
+    parse_decimal,
 )
 from referral_sync.errors import ConfigurationError, CrmPermanentError, NotFound
 from referral_sync.hubspot import records as rec
@@ -290,7 +291,7 @@ class HubSpotCrm:
             referral_id=referral.id, record_id=contact_id,
             status=self._pipelines.status_of(props), opportunity_id=deal_id,
             owner_id=props.get("hubspot_owner_id") or None,
-            amount=rec.to_decimal(props.get("amount")), touched=True)
+            amount=parse_decimal(props.get("amount")), touched=True)
 
     def _get(self, object_type: str, record_id: str, properties: list[str],
              **kwargs: Any) -> dict[str, Any] | None:

@@ -15,13 +15,13 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
+from referral_sync.crm import parse_decimal
 from referral_sync.hubspot.pipelines import PipelineCache
 from referral_sync.hubspot.records import (
     CONTACT_READ,
     DEAL_READ,
     props_of,
     to_datetime,
-    to_decimal,
     to_millis,
 )
 from referral_sync.hubspot.search import Searcher, op
@@ -57,7 +57,7 @@ def _deal_event(record: dict[str, Any], pipelines: PipelineCache) -> ChangeEvent
         provider=PROVIDER, object_type=CrmObject.DEAL, record_id=str(record["id"]),
         event_id=f"poll:deal:{record['id']}:{to_millis(modified)}", occurred_at=modified,
         referral_id=props.get("referral_id") or None, status=pipelines.status_of(props),
-        amount=to_decimal(props.get("amount")),
+        amount=parse_decimal(props.get("amount")),
         fields={"source": "reconcile", **{k: props.get(k) for k in _DEAL_FIELDS}},
     )
 

@@ -18,11 +18,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from referral_sync.crm import DuplicateCandidate, DuplicateKind, ReferrerContext
+from referral_sync.crm import DuplicateCandidate, DuplicateKind, ReferrerContext, parse_decimal
 from referral_sync.errors import CrmPermanentError
 from referral_sync.hubspot.client import HubSpotClient
 from referral_sync.hubspot.owners import OwnerDirectory
-from referral_sync.hubspot.records import props_of, to_datetime, to_decimal
+from referral_sync.hubspot.records import props_of, to_datetime
 from referral_sync.hubspot.search import Searcher, eq, op
 from referral_sync.hubspot.translate import is_not_found
 from referral_sync.program.schema import CrmMapping
@@ -35,7 +35,7 @@ _TRUE = {"true", "yes", "1", "y", "active"}
 
 def _truthy(value: object) -> bool:
     text = str(value or "").strip().lower()
-    number = to_decimal(text)
+    number = parse_decimal(text)
     return number > 0 if number is not None else text in _TRUE
 
 
@@ -127,7 +127,7 @@ class Lookups:
                 matched = "company"
             else:
                 continue
-            open_deals = to_decimal(props.get("hs_num_open_deals")) or 0
+            open_deals = parse_decimal(props.get("hs_num_open_deals")) or 0
             if props.get("lifecyclestage") == "customer":
                 kind = DuplicateKind.CUSTOMER
             elif open_deals > 0 or props.get("lifecyclestage") == "opportunity":

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from enum import Enum
 from typing import Any
 
@@ -68,16 +67,6 @@ def to_datetime(value: object) -> datetime | None:
     """An aware UTC datetime from any HubSpot date value."""
     millis = to_millis(value)
     return datetime.fromtimestamp(millis / 1000, tz=UTC) if millis is not None else None
-
-
-def to_decimal(value: object) -> Decimal | None:
-    """A number property as Decimal (None when empty or not a number)."""
-    if value is None or value == "":
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
 
 
 def text(value: object) -> str:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
-from referral_sync.crm import DuplicateCandidate, DuplicateKind, ReferralSnapshot, ReferrerContext
+from referral_sync.crm import (
+    DuplicateCandidate,
+    DuplicateKind,
+    ReferralSnapshot,
+    ReferrerContext,
+    parse_decimal,
+)
 from referral_sync.models import ChangeEvent, CrmObject, ReferralStatus
 from referral_sync.program.schema import CrmMapping
 from referral_sync.salesforce import schema as s
@@ -40,16 +45,6 @@ def parse_datetime(value: Any) -> datetime | None:
     try:
         return datetime.fromisoformat(str(value))
     except ValueError:
-        return None
-
-
-def parse_decimal(value: Any) -> Decimal | None:
-    """A currency/number value, or None."""
-    if value is None or value == "":
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
         return None
 
 
