@@ -115,11 +115,12 @@ class ReferralSnapshot(BaseModel):
 
 
 class CrmTask(BaseModel):
-    """A to-do for a CRM user, attached to a record."""
+    """A to-do for a CRM user, attached to a record (``what_id`` None: the referral's own
+    record, which the adapter resolves — the new record when passed to ``create_referral``)."""
 
     subject: str
     owner_id: str
-    what_id: str
+    what_id: str | None = None
     description: str = ""
     due: datetime | None = None
     kind: str = "task"
@@ -133,6 +134,38 @@ class SchemaChange(BaseModel):
     item: str
     action: str
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class IntakeLookup:
+    """Everything intake reads from the CRM, asked at once so an adapter can answer in one
+    call: the referrer, records matching the referee, and the owners routing may pick."""
+
+    referrer_email: str
+    referee_email: str
+    #: The referee's work domain; None for free-mail and disposable addresses.
+    domain: str | None
+    company_key: str
+    #: Leads and earlier referrals count as duplicates when created since then.
+    since: datetime
+    #: Owner refs the policy names (fallback, territories, pools).
+    owner_refs: frozenset[str] = frozenset()
+    #: Look for an existing account owning ``domain`` (lead-to-account match).
+    match_account: bool = False
+    #: Read the referrer's account team (routing hands referrals to a team role).
+    account_team: bool = True
+
+
+@dataclass(frozen=True)
+class IntakeSnapshot:
+    """The CRM's answer to an ``IntakeLookup``. ``owners`` holds what the adapter learned
+    about owners on the way (policy refs, the referrer's AE, account team), by ref; refs
+    missing from it are looked up one by one."""
+
+    referrer: ReferrerContext | None
+    duplicates: list[DuplicateCandidate]
+    account_match: ReferrerContext | None = None
+    owners: dict[str, Owner | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -152,6 +185,15 @@ class CrmPort(Protocol):
     #: True when a change event carries the record's whole current state (Salesforce Outbound
     #: Messages); the service then trusts a forward status change without re-reading.
     events_carry_current_state: bool
+    #: Statuses the CRM's own automation writes to the referral status field (Salesforce:
+    #: ``converted``, set by the installed conversion Flow); moving there with no reward or
+    #: notice to write needs no API call.
+    statuses_set_by_crm: frozenset[ReferralStatus]
+
+    def load_intake(self, lookup: IntakeLookup) -> IntakeSnapshot:
+        """The referrer, duplicate candidates, the matching account and owners for one
+        submission (``load_intake_one_by_one`` where the CRM cannot batch reads)."""
+        ...
 
     def find_duplicates(
         self, email: str, domain: str | None, company_key: str, since: datetime
@@ -172,8 +214,10 @@ class CrmPort(Protocol):
         """A user or queue by id, ``email:<address>`` or ``queue:<name>``."""
         ...
 
-    def create_referral(self, referral: Referral, decision: RoutingDecision) -> CrmRecordRef:
-        """Create the referral record (Lead / contact) with attribution and owner."""
+    def create_referral(self, referral: Referral, decision: RoutingDecision, *,
+                        tasks: Sequence[CrmTask] = ()) -> CrmRecordRef:
+        """Create (idempotently, keyed by the referral id) the referral record (Lead /
+        contact) with attribution and owner, and the keyed ``tasks`` on it."""
         ...
 
     def update_referral(
@@ -215,6 +259,23 @@ class CrmPort(Protocol):
         ...
 
 
+def load_intake_one_by_one(crm: CrmPort, lookup: IntakeLookup) -> IntakeSnapshot:
+    """``load_intake`` for CRMs that answer each read separately."""
+    referrer = crm.load_referrer(lookup.referrer_email)
+    duplicates = crm.find_duplicates(lookup.referee_email, lookup.domain, lookup.company_key,
+                                      lookup.since)
+    match = (crm.find_account_by_domain(lookup.domain)
+             if lookup.match_account and lookup.domain else None)
+    return IntakeSnapshot(referrer=referrer, duplicates=duplicates, account_match=match)
+
+
+def on_record(task: CrmTask, record_id: str | None) -> CrmTask:
+    """``task`` attached to ``record_id`` unless it names its record already."""
+    if task.what_id or not record_id:
+        return task
+    return task.model_copy(update={"what_id": record_id})
+
+
 def apply_one_by_one(
     crm: CrmPort, referral: Referral, *, fields: dict[str, object] | None = None,
     rewards: Sequence[RewardEntry] = (), tasks: Sequence[CrmTask] = (),
@@ -225,5 +286,6 @@ def apply_one_by_one(
         crm.update_referral(referral, fields=fields)
     return AppliedChanges(
         rewards={entry.key: crm.upsert_reward(entry) for entry in rewards},
-        tasks={str(task.key): crm.create_task(task) for task in tasks},
+        tasks={str(task.key): crm.create_task(on_record(task, referral.crm_record_id))
+               for task in tasks},
     )

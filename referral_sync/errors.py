@@ -43,6 +43,11 @@ class RetryableError(ReferralSyncError):
         self.retry_after = retry_after
 
 
+class ConcurrentUpdate(RetryableError):
+    """Another worker changed the referral while this one worked on it; the job runs again
+    from what is stored now (every CRM write it made is idempotent)."""
+
+
 class ConfigurationError(PermanentError):
     """Settings are missing or contradictory."""
 

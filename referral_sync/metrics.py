@@ -15,6 +15,8 @@ from referral_sync.crm import (
     CrmRecordRef,
     CrmTask,
     DuplicateCandidate,
+    IntakeLookup,
+    IntakeSnapshot,
     Owner,
     ReferralSnapshot,
     ReferrerContext,
@@ -101,6 +103,7 @@ class MeteredCrm:
         self.metrics = metrics
         self.provider = inner.provider
         self.events_carry_current_state = inner.events_carry_current_state
+        self.statuses_set_by_crm = inner.statuses_set_by_crm
 
     def _call(self, operation: str, fn: Callable[[], T]) -> T:
         self.metrics.crm_calls.labels(operation=operation).inc()
@@ -109,6 +112,10 @@ class MeteredCrm:
         except Exception as exc:
             self.metrics.crm_errors.labels(operation=operation, kind=error_kind(exc)).inc()
             raise
+
+    def load_intake(self, lookup: IntakeLookup) -> IntakeSnapshot:
+        """See ``CrmPort``."""
+        return self._call("load_intake", lambda: self.inner.load_intake(lookup))
 
     def find_duplicates(self, email: str, domain: str | None, company_key: str,
                         since: datetime) -> list[DuplicateCandidate]:
@@ -137,10 +144,11 @@ class MeteredCrm:
         return self._call("apply_changes", lambda: self.inner.apply_changes(
             referral, fields=fields, rewards=rewards, tasks=tasks))
 
-    def create_referral(self, referral: Referral, decision: RoutingDecision) -> CrmRecordRef:
+    def create_referral(self, referral: Referral, decision: RoutingDecision, *,
+                        tasks: Sequence[CrmTask] = ()) -> CrmRecordRef:
         """See ``CrmPort``."""
         return self._call("create_referral",
-                          lambda: self.inner.create_referral(referral, decision))
+                          lambda: self.inner.create_referral(referral, decision, tasks=tasks))
 
     def update_referral(self, referral: Referral, *,
                         fields: dict[str, object] | None = None) -> None:

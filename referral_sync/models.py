@@ -6,12 +6,14 @@ These are plain data; they never talk to a CRM or a database.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, overload
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, GetCoreSchemaHandler
+from pydantic_core import CoreSchema, core_schema
 
 from referral_sync.errors import IllegalTransition
 
@@ -140,6 +142,8 @@ class Referral(BaseModel):
     crm_record_id: str | None = None
     crm_opportunity_id: str | None = None
     owner_id: str | None = None
+    #: The owner's display name when routed, for notices (saves a CRM look-up each time).
+    owner_name: str | None = None
     previous_owner_ids: list[str] = Field(default_factory=list)
     #: When the current owner got the referral (SLA clocks); None means at submission.
     assigned_at: datetime | None = None
@@ -180,12 +184,106 @@ class TraceStep(BaseModel):
     detail: str = ""
 
 
+#: A step as the rules record it: rule, outcome, and the detail or a callable writing it.
+_RawStep = tuple[str, str, str | Callable[[], str]]
+
+
+class Trace(Sequence[TraceStep]):
+    """A decision's trace, read like a list of ``TraceStep``.
+
+    The rules record steps raw, the detail sentence possibly as a callable that writes it;
+    the ``TraceStep`` models are built and every sentence written the first time the trace
+    is read (indexed, iterated, compared, dumped or pickled). Writing sentences is most of
+    the cost of a routing decision and most decisions are never read (simulations, counters
+    applied by the service); whoever reads one sees the same text either way.
+    """
+
+    __slots__ = ("_raw", "_steps")
+
+    def __init__(self, steps: Iterable[TraceStep | _RawStep] = ()) -> None:
+        self._raw: list[TraceStep | _RawStep] = list(steps)
+        self._steps: list[TraceStep] | None = None
+
+    @property
+    def steps(self) -> list[TraceStep]:
+        """The steps as ``TraceStep`` models (built on first read, then kept)."""
+        if self._steps is None:
+            self._steps = [
+                raw
+                if isinstance(raw, TraceStep)
+                else TraceStep(
+                    rule=raw[0],
+                    outcome=raw[1],
+                    detail=raw[2] if isinstance(raw[2], str) else raw[2](),
+                )
+                for raw in self._raw
+            ]
+            self._raw = []  # lets go of what the callables captured
+        return self._steps
+
+    def __len__(self) -> int:
+        return len(self._raw) if self._steps is None else len(self._steps)
+
+    @overload
+    def __getitem__(self, index: int) -> TraceStep: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[TraceStep]: ...
+
+    def __getitem__(self, index: int | slice) -> TraceStep | list[TraceStep]:
+        return self.steps[index]
+
+    def __iter__(self) -> Iterator[TraceStep]:
+        return iter(self.steps)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Trace):
+            return self.steps == other.steps
+        if isinstance(other, list):
+            return self.steps == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable content, like a list
+
+    def __add__(self, other: Iterable[TraceStep]) -> list[TraceStep]:
+        return [*self.steps, *other]
+
+    def __radd__(self, other: Iterable[TraceStep]) -> list[TraceStep]:
+        return [*other, *self.steps]
+
+    def __repr__(self) -> str:
+        return f"Trace({self.steps!r})"
+
+    def __reduce__(self) -> tuple[type[Trace], tuple[list[TraceStep]]]:
+        return (Trace, (self.steps,))
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        """Validated from a list of steps (or taken as is); dumped as a list of steps."""
+        as_list = handler.generate_schema(list[TraceStep])
+        from_list = core_schema.no_info_after_validator_function(cls, as_list)
+        return core_schema.json_or_python_schema(
+            json_schema=from_list,
+            python_schema=core_schema.union_schema(
+                [core_schema.is_instance_schema(cls), from_list], mode="left_to_right"
+            ),
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                _trace_steps, return_schema=as_list
+            ),
+        )
+
+
+def _trace_steps(trace: Trace | list[TraceStep]) -> list[TraceStep]:
+    # a list assigned to ``Decision.trace`` after construction is not validated into a Trace
+    return trace.steps if isinstance(trace, Trace) else trace
+
+
 class Decision(BaseModel):
     """Base for every rules/ output: a verdict plus the trace that explains it."""
 
     policy_version: str
     policy_hash: str
-    trace: list[TraceStep] = Field(default_factory=list)
+    trace: Trace = Field(default_factory=Trace)
 
 
 class OwnerKind(StrEnum):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from referral_sync.clock import Clock
-from referral_sync.errors import PermanentError, RetryableError
+from referral_sync.errors import ConcurrentUpdate, PermanentError, RetryableError
 from referral_sync.logs import log_context
 from referral_sync.metrics import Metrics
 from referral_sync.models import ChangeEvent
@@ -69,6 +69,8 @@ def default_worker_name() -> str:
 class Worker:
     """Processes inbox jobs with leases."""
 
+    RACE_RERUNS = 4
+
     def __init__(self, store: Store, handle: Callable[[ChangeEvent], object], clock: Clock, *,
                  name: str | None = None, retry: RetryPolicy | None = None,
                  lease_seconds: float = 120, jitter: Callable[[], float] = random.random,
@@ -121,7 +123,7 @@ class Worker:
                     # Kept for the record (an echo of our own write, an unhandled type).
                     log.debug("event ignored", extra={"reason": event.noop_reason})
                 else:
-                    self.handle(event)
+                    self._handle_racing(event)
             except RetryableError as exc:
                 self._failed(job, stats, exc, retryable=True, retry_after=exc.retry_after)
             except PermanentError as exc:
@@ -142,6 +144,20 @@ class Worker:
             finally:
                 if self.metrics:
                     self.metrics.job_seconds.observe(time.perf_counter() - started)
+
+    def _handle_racing(self, event: ChangeEvent) -> None:
+        """Handle ``event``; when another worker saved the same referral meanwhile, run it
+        again at once from what is stored now. A lost race is not an outage, so it should
+        not wait out a backoff; only a referral that keeps changing falls back to one."""
+        for attempt in range(1, self.RACE_RERUNS + 1):
+            try:
+                self.handle(event)
+                return
+            except ConcurrentUpdate:
+                if attempt == self.RACE_RERUNS:
+                    raise
+                log.info("referral changed meanwhile; running the event again")
+                time.sleep(self.jitter() * 0.02 * attempt)  # let the racing worker finish
 
     def _failed(self, job: Job, stats: WorkerStats, exc: Exception, *, retryable: bool,
                 retry_after: float | None) -> None:

@@ -3,7 +3,7 @@ notices, redelivered and out-of-order events, clawback, and a CRM outage at inta
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from referral_sync.app import Components, build_components
-from referral_sync.crm import CrmRecordRef
+from referral_sync.crm import CrmRecordRef, CrmTask
 from referral_sync.errors import CrmRetryableError
 from referral_sync.local import tables as t
 from referral_sync.local.actions import CrmUser
@@ -160,11 +160,12 @@ class FlakyCrm:
     def __getattr__(self, name: str) -> object:
         return getattr(self._inner, name)
 
-    def create_referral(self, referral: Referral, decision: RoutingDecision) -> CrmRecordRef:
+    def create_referral(self, referral: Referral, decision: RoutingDecision, *,
+                        tasks: Sequence[CrmTask] = ()) -> CrmRecordRef:
         if self.failures:
             self.failures -= 1
             raise CrmRetryableError("503 Service Unavailable", provider="local", retry_after=0)
-        return self._inner.create_referral(referral, decision)
+        return self._inner.create_referral(referral, decision, tasks=tasks)
 
 
 @pytest.fixture
@@ -202,3 +203,67 @@ def test_crm_outage_at_intake_is_finished_by_the_worker(
     with crm._inner.engine.connect() as conn:
         assert len(list(conn.execute(sa.select(t.leads)))) == 1
     assert templates(components, stored) == ["submitted"]
+
+
+def test_owner_open_count_moves_once_even_when_the_event_is_retried(
+        components: Components, people: SeededPeople, clock: FakeClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    ae = CrmUser(components.crm)  # type: ignore[arg-type]
+    referral = submit(components, people.good_referrer)
+    assert referral.crm_record_id and referral.owner_id
+    owner = referral.owner_id
+
+    def open_count() -> int:
+        with components.store.counters.locked() as counters:
+            return counters.read("open").get(owner, 0)
+
+    assert open_count() == 1
+    real_apply, failures = components.crm.apply_changes, [1]
+
+    def apply_once_failing(*args: object, **kwargs: object) -> object:
+        if failures:
+            failures.pop()
+            raise CrmRetryableError("503 Service Unavailable", provider="local", retry_after=0)
+        return real_apply(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(components.crm, "apply_changes", apply_once_failing)
+    ae.disqualify(referral.crm_record_id, "no budget this year")
+    sync(components)
+    clock.advance(minutes=5)
+    components.worker.drain()
+
+    assert not failures and status_of(components, referral) is ReferralStatus.DISQUALIFIED
+    assert open_count() == 0
+    ae.qualify(referral.crm_record_id)
+    sync(components)
+    assert status_of(components, referral) is ReferralStatus.QUALIFIED
+    assert open_count() == 1
+
+
+def test_an_event_finishing_after_another_worker_moved_the_referral_runs_again(
+        components: Components, people: SeededPeople, clock: FakeClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    ae = CrmUser(components.crm)  # type: ignore[arg-type]
+    referral = submit(components, people.good_referrer)
+    assert referral.crm_record_id
+    real_apply = components.crm.apply_changes
+
+    def apply_while_another_worker_saves(*args: object, **kwargs: object) -> object:
+        other = components.store.referrals.get(referral.id)
+        assert other is not None
+        if other.status is ReferralStatus.SUBMITTED:  # worker B gets there first
+            other.advance(ReferralStatus.DISQUALIFIED, clock(), reason="worker B")
+            components.store.referrals.save(other, clock())
+        return real_apply(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(components.crm, "apply_changes", apply_while_another_worker_saves)
+    ae.disqualify(referral.crm_record_id, "no budget this year")
+    components.service.reconcile()
+    stats = components.worker.drain()
+
+    # Worker A's stale save was refused, not written, and A ran the event again at once.
+    assert stats.processed and (stats.retried, stats.dead) == (0, 0)
+    stored = components.store.referrals.get(referral.id)
+    assert stored is not None and stored.status is ReferralStatus.DISQUALIFIED
+    assert [c.reason for c in stored.history] == ["worker B"]
+    assert templates(components, referral) == ["submitted", "disqualified"]

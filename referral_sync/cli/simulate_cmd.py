@@ -33,6 +33,10 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 _TOP = 15
 
 
+#: Generated histories up to this size are held in memory (about 1 KB per case).
+PARALLEL_MAX_CASES = 200_000
+
+
 def _history(
     csv_path: Path | None, generate: int | None, seed: int, recorded: bool
 ) -> tuple[Iterable[SimulationCase], int | None]:
@@ -43,7 +47,10 @@ def _history(
         total = len(components.store.referrals.list())
         return recorded_history(components.store, components.crm), total
     if generate is not None:
-        return generate_history(generate, seed), generate
+        cases = generate_history(generate, seed)
+        # Up to this size a list (replayed on two processes); beyond it a stream, so memory
+        # stays flat however many are asked for.
+        return (list(cases) if generate <= PARALLEL_MAX_CASES else cases), generate
     if csv_path is None:
         raise click.UsageError(
             "give the history: --history (recorded referrals, referrer facts from the CRM), "

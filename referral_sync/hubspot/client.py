@@ -149,6 +149,7 @@ class HubSpotClient:
         self.batch = crm.objects.batch_api
         self.search_api = crm.objects.search_api
         self.create_once = once.crm.objects.basic_api
+        self.create_once_batch = once.crm.objects.batch_api
         self.properties = crm.properties.core_api
         self.property_batch = crm.properties.batch_api
         self.groups = crm.properties.groups_api

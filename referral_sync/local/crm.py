@@ -18,16 +18,27 @@ from referral_sync.crm import (
     CrmTask,
     DuplicateCandidate,
     DuplicateKind,
+    IntakeLookup,
+    IntakeSnapshot,
     Owner,
     ReferralSnapshot,
     ReferrerContext,
     SchemaChange,
     apply_one_by_one,
+    load_intake_one_by_one,
+    on_record,
 )
 from referral_sync.errors import NotFound
 from referral_sync.local import tables as t
 from referral_sync.local.events import change_events, snapshot_status
-from referral_sync.models import ChangeEvent, OwnerKind, Referral, RewardEntry, RoutingDecision
+from referral_sync.models import (
+    ChangeEvent,
+    OwnerKind,
+    Referral,
+    ReferralStatus,
+    RewardEntry,
+    RoutingDecision,
+)
 from referral_sync.program.schema import CrmMapping
 from referral_sync.rules.duplicates import normalise_company
 from referral_sync.store.database import create_engine
@@ -47,6 +58,7 @@ class LocalCrm:
     provider = "local"
     # Change-history rows name one field; processing re-reads the record.
     events_carry_current_state = False
+    statuses_set_by_crm: frozenset[ReferralStatus] = frozenset()
 
     def __init__(self, engine: sa.Engine, mapping: CrmMapping, clock: Clock) -> None:
         self.engine = engine
@@ -223,8 +235,20 @@ class LocalCrm:
         yield from change_events(rows)
 
     # -- writes ------------------------------------------------------------------------
-    def create_referral(self, referral: Referral, decision: RoutingDecision) -> CrmRecordRef:
-        """Insert the referral Lead (idempotent on the referral id) with its attribution."""
+    def load_intake(self, lookup: IntakeLookup) -> IntakeSnapshot:
+        """The intake reads, one query each."""
+        return load_intake_one_by_one(self, lookup)
+
+    def create_referral(self, referral: Referral, decision: RoutingDecision, *,
+                        tasks: Sequence[CrmTask] = ()) -> CrmRecordRef:
+        """Insert the referral Lead (idempotent on the referral id) with its attribution,
+        then its keyed tasks."""
+        record = self._insert_lead(referral, decision)
+        for task in tasks:
+            self.create_task(on_record(task, record.record_id))
+        return record
+
+    def _insert_lead(self, referral: Referral, decision: RoutingDecision) -> CrmRecordRef:
         self._call()
         now = self.clock()
         with self.engine.begin() as conn:
@@ -293,7 +317,7 @@ class LocalCrm:
             task_id = new_id("task")
             conn.execute(t.tasks.insert().values(
                 id=task_id, key=task.key, subject=task.subject, owner_id=task.owner_id,
-                what_id=task.what_id, description=task.description, kind=task.kind,
+                what_id=_required(task.what_id), description=task.description, kind=task.kind,
                 due=task.due, status="Not Started", created_at=self.clock()))
         return task_id
 
@@ -308,3 +332,9 @@ class LocalCrm:
             object_type=object_type, record_id=record_id, referral_id=referral_id,
             field=field, new_value=value, at=at))
 
+
+
+def _required(what_id: str | None) -> str:
+    if not what_id:
+        raise ValueError("a task outside a referral's changes must name its record")
+    return what_id

@@ -65,7 +65,8 @@ class Notifier:
         if queued:
             log.info("referrer notice queued", extra={"referral_id": referral_id,
                                                       "template": template})
-        if "crm_task" not in policy.channels or not record_id or not owner_id:
+        # No ``record_id`` yet: the activity goes on the record being created with it.
+        if "crm_task" not in policy.channels or not owner_id:
             return None
         return CrmTask(subject=f"Referrer notified: {subject}", owner_id=owner_id,
                        what_id=record_id, description=body, kind="activity",

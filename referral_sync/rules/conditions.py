@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from operator import attrgetter
 from typing import Any, TypeAlias
 
 from referral_sync.crm import ReferrerContext
@@ -64,6 +65,8 @@ def norm(value: object) -> object:
 
 def as_number(value: object) -> int | Decimal | None:
     """The number a fact or clause value stands for (text such as ``"250"`` included)."""
+    if type(value) is int:  # the usual case, checked first (a bool is not a number here)
+        return value
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | Decimal):
@@ -95,16 +98,6 @@ _COMPARE: dict[Operator, Callable[[Any, Any], bool]] = {
 }
 
 
-def _order(op: Operator, bound: int | Decimal) -> _Predicate:
-    compare = _COMPARE[op]
-
-    def test(x: object) -> bool:
-        number = x if type(x) is int else as_number(x)
-        return number is not None and compare(number, bound)
-
-    return test
-
-
 def _text(op: Operator, value: str) -> _Predicate:
     key = value.strip().casefold()
     if op is Operator.MATCHES:
@@ -125,21 +118,26 @@ def _text(op: Operator, value: str) -> _Predicate:
     return contains
 
 
+def _key(x: object) -> object:
+    # norm() with text, by far the most common fact, handled without a call
+    return x.strip().casefold() if type(x) is str else norm(x)
+
+
 def _predicate(clause: Clause) -> _Predicate:
-    """What the clause says about a present (non-missing) fact."""
+    """What the clause says about a present (non-missing) fact (gt/gte/lt/lte: see
+    ``_compile_order``)."""
     op, value = clause.op, clause.value
+    # eq and in (what territory tables and strategic conditions test) inline _key
     if op in (Operator.EQ, Operator.NE):
         key = norm(value)
-        return (lambda x: norm(x) == key) if op is Operator.EQ else (lambda x: norm(x) != key)
+        if op is Operator.EQ:
+            return lambda x: (x.strip().casefold() if type(x) is str else norm(x)) == key
+        return lambda x: _key(x) != key
     if op in (Operator.IN, Operator.NOT_IN):
         keys = frozenset(norm(v) for v in value)
         if op is Operator.IN:
-            return lambda x: norm(x) in keys
-        return lambda x: norm(x) not in keys
-    if op in (Operator.GT, Operator.GTE, Operator.LT, Operator.LTE):
-        bound = as_number(value)
-        assert bound is not None  # guaranteed by Clause validation
-        return _order(op, bound)
+            return lambda x: (x.strip().casefold() if type(x) is str else norm(x)) in keys
+        return lambda x: _key(x) not in keys
     if op is Operator.EXISTS:
         return lambda x: value is not False
     return _text(op, str(value))
@@ -147,16 +145,46 @@ def _predicate(clause: Clause) -> _Predicate:
 
 def _compile_clause(clause: Clause) -> Test:
     field = clause.field
+    if clause.op in _COMPARE:
+        return _compile_order(clause)
     described = clause.describe()
     present = _predicate(clause)
     # ne / not_in / "exists: false" hold for a missing fact; everything else fails on it.
     when_missing = clause.op in (Operator.NE, Operator.NOT_IN) or (
         clause.op is Operator.EXISTS and clause.value is False
     )
+    getter = _GETTERS.get(field)
 
     def test(facts: Facts, notes: Notes | None) -> bool:
-        actual = facts.get(field)
+        # a FactView's getter called directly: the same value as facts.get(field)
+        if getter is not None and type(facts) is FactView:
+            actual = getter(facts)
+        else:
+            actual = facts.get(field)
         result = when_missing if actual is None or actual == "" else present(actual)
+        if notes is not None:
+            notes.append((described, result, actual))
+        return result
+
+    return test
+
+
+def _compile_order(clause: Clause) -> Test:
+    """``_compile_clause`` for gt/gte/lt/lte with the predicate inlined: territory rows
+    bound employee counts, so these run several times for every routed referral."""
+    field, described = clause.field, clause.describe()
+    compare = _COMPARE[clause.op]
+    bound = as_number(clause.value)
+    assert bound is not None  # guaranteed by Clause validation
+    getter = _GETTERS.get(field)
+
+    def test(facts: Facts, notes: Notes | None) -> bool:
+        if getter is not None and type(facts) is FactView:
+            actual = getter(facts)
+        else:
+            actual = facts.get(field)
+        number = actual if type(actual) is int else as_number(actual)  # None when missing
+        result = number is not None and compare(number, bound)
         if notes is not None:
             notes.append((described, result, actual))
         return result
@@ -247,7 +275,8 @@ class FactView(Mapping[str, object]):
     """The facts a condition can test, computed only when a clause asks for them.
 
     Routing a referral usually tests two or three facts; building all of them up front
-    would cost more than the whole territory lookup.
+    would cost more than the whole territory lookup. ``referrer_email`` and
+    ``referrer_account_name`` stand in when there is no CRM snapshot of the referrer.
     """
 
     __slots__ = (
@@ -258,6 +287,7 @@ class FactView(Mapping[str, object]):
         "qualified_count",
         "referee",
         "referrer",
+        "referrer_account_name",
         "referrer_email",
     )
 
@@ -271,6 +301,7 @@ class FactView(Mapping[str, object]):
         qualified_count: int = 0,
         amount: Decimal | None = None,
         referrer_email: str | None = None,
+        referrer_account_name: str | None = None,
     ) -> None:
         self.referee = referee
         self.referrer = referrer
@@ -280,6 +311,7 @@ class FactView(Mapping[str, object]):
         self.qualified_count = qualified_count
         self.amount = amount
         self.referrer_email = referrer_email
+        self.referrer_account_name = referrer_account_name
 
     def get(self, key: str, default: object = None) -> object:
         """The fact named ``key`` (None when missing)."""
@@ -316,18 +348,21 @@ def _from_referrer(name: str) -> Callable[[FactView], object]:
 _GETTERS: dict[str, Callable[[FactView], object]] = {
     "referee.email": lambda v: str(v.referee.email),
     "referee.domain": lambda v: v.referee.domain,
-    "referee.company": lambda v: v.referee.company,
-    "referee.country": lambda v: v.referee.country,
-    "referee.industry": lambda v: v.referee.industry,
-    "referee.employees": lambda v: v.referee.employees,
-    "referee.title": lambda v: v.referee.title,
-    "referral.intro_strength": lambda v: v.intro_strength.value,
+    "referee.company": attrgetter("referee.company"),
+    "referee.country": attrgetter("referee.country"),
+    "referee.industry": attrgetter("referee.industry"),
+    "referee.employees": attrgetter("referee.employees"),
+    "referee.title": attrgetter("referee.title"),
+    # str() of a StrEnum member is its value, without the enum's slower .value descriptor
+    "referral.intro_strength": lambda v: str(v.intro_strength),
     "referral.program": lambda v: v.program_id,
     "referral.amount": lambda v: v.amount,
     "referrer.email": lambda v: v.referrer.email if v.referrer else v.referrer_email,
     "referrer.account_type": _from_referrer("account_type"),
     "referrer.account_status": _from_referrer("account_status"),
-    "referrer.account_name": _from_referrer("account_name"),
+    "referrer.account_name": lambda v: (
+        v.referrer.account_name if v.referrer is not None else v.referrer_account_name
+    ),
     "referrer.tenure_days": _tenure_days,
     "referrer.qualified_count": lambda v: v.qualified_count,
     "referrer.owner_id": _from_referrer("owner_id"),

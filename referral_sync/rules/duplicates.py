@@ -109,7 +109,7 @@ def normalise_company(name: str) -> str:
     return _LEADING_THE.sub("", key)
 
 
-@dataclass
+@dataclass(slots=True)
 class DuplicateCheck:
     """What the duplicate check found."""
 
@@ -123,15 +123,26 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+def _work_domain(referee: Referee) -> str | None:
+    """The registrable domain of the referee's e-mail, unless it is free-mail or disposable."""
+    domain = referee.domain
+    return registrable_domain(domain) if email_domain_kind(domain) == "work" else None
+
+
 def same_company_reason(referee: Referee, referrer: ReferrerContext | None) -> str | None:
     """Why the referee looks like the referrer's own company (another division), if so."""
+    return _same_company(referee, referrer, _work_domain(referee) if referrer else None)
+
+
+def _same_company(
+    referee: Referee, referrer: ReferrerContext | None, work_domain: str | None
+) -> str | None:
     if referrer is None:
         return None
-    work = email_domain_kind(referee.domain) == "work"
     if (
         referrer.account_domain
-        and work
-        and (registrable_domain(referee.domain) == registrable_domain(referrer.account_domain))
+        and work_domain is not None
+        and work_domain == registrable_domain(referrer.account_domain)
     ):
         return "the referee's e-mail domain is the referrer's company domain"
     if referrer.account_name:
@@ -168,10 +179,13 @@ def check_duplicates(
     look-back window (first valid referral wins); a known contact asks for review. A match on
     the referrer's own account is the same-company case, not a duplicate.
     """
-    result = DuplicateCheck(same_company=same_company_reason(referee, referrer))
-    work_domain = (
-        registrable_domain(referee.domain) if email_domain_kind(referee.domain) == "work" else None
-    )
+    work_domain = _work_domain(referee)
+    result = DuplicateCheck(same_company=_same_company(referee, referrer, work_domain))
+    if not candidates:
+        result.trace.append(
+            ("duplicates", "none", "no customer, pipeline or earlier referral matches")
+        )
+        return result
     since = _aware(now) - timedelta(days=lookback_days)
     own_account = referrer.account_id if referrer else None
     for cand in candidates:
@@ -195,8 +209,4 @@ def check_duplicates(
             continue
         result.trace.append((label, "duplicate", f"matched on {cand.matched_on}"))
         result.blocking = result.blocking or cand
-    if not candidates:
-        result.trace.append(
-            ("duplicates", "none", "no customer, pipeline or earlier referral matches")
-        )
     return result

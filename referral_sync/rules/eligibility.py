@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from referral_sync.crm import ReferrerContext
 from referral_sync.program.schema import CrmMapping, Eligibility, Verdict
+from referral_sync.rules._memo import cached_on
 from referral_sync.rules.findings import CheckResult, Rejection
 
 _SEPARATORS = re.compile(r"[\s\-/]+")
 _BLOCK, _INELIGIBLE = Verdict.BLOCK, Rejection.INELIGIBLE
 
 
+@lru_cache(maxsize=4096)  # a CRM has a handful of statuses and account types
 def _status_key(value: str) -> str:
     """``"At Risk"``, ``"at-risk"`` and ``"at_risk"`` are the same status."""
     return _SEPARATORS.sub("_", value.strip().casefold())
@@ -55,9 +58,14 @@ def _tenure(
 
 
 def _standing(result: CheckResult, rules: Eligibility, referrer: ReferrerContext) -> None:
-    excluded = {_status_key(s) for s in rules.excluded_statuses}
-    seen = [v for v in (referrer.account_status, referrer.account_type) if v]
-    hit = next((v for v in seen if _status_key(v) in excluded), None)
+    excluded = cached_on(
+        rules, "_rs_excluded", lambda: frozenset(_status_key(s) for s in rules.excluded_statuses)
+    )
+    hit = None
+    for value in (referrer.account_status, referrer.account_type):
+        if value and _status_key(value) in excluded:
+            hit = value
+            break
     if hit:
         result.fire(
             "eligibility.excluded_statuses",

@@ -4,21 +4,35 @@ sentence a referrer may read)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from functools import partial
+from typing import NamedTuple, Protocol
 
+from referral_sync.models import Trace
 from referral_sync.program.schema import Verdict
 
-#: A trace step under construction: (rule, outcome, detail). The hot routing path collects
-#: these and lets the decision model validate them in one go, which is several times
-#: cheaper than building a ``TraceStep`` per step.
-Step = tuple[str, str, str]
+#: A step's detail: the sentence, or a callable that writes it when the trace is read.
+#: A callable must capture values, never state that changes after the decision (counters).
+Detail = str | Callable[[], str]
+#: A trace step under construction: (rule, outcome, detail). The rules collect these and
+#: the decision's ``Trace`` turns them into ``TraceStep`` models only when someone reads it.
+Step = tuple[str, str, Detail]
 
 
-def as_trace(steps: list[Step]) -> list[dict[str, str]]:
-    """Steps in the shape ``Decision.trace`` validates from."""
-    return [{"rule": r, "outcome": o, "detail": d} for r, o, d in steps]
+def as_trace(steps: list[Step]) -> Trace:
+    """The ``Decision.trace`` of these steps."""
+    return Trace(steps)
+
+
+def text(detail: Detail) -> str:
+    """The sentence of a step's detail."""
+    return detail if isinstance(detail, str) else detail()
+
+
+def _coded(code: str, detail: Callable[[], str]) -> str:
+    return f"{code}: {detail()}"
 
 
 class _Versioned(Protocol):
@@ -62,8 +76,7 @@ REJECTION_ORDER: tuple[Rejection, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(NamedTuple):
     """A check that fired. ``code`` is stable (clients switch on it); ``message`` is a
     sentence for the referrer that names no other customer, owner or referrer."""
 
@@ -73,7 +86,7 @@ class Finding:
     message: str
 
 
-@dataclass
+@dataclass(slots=True)
 class CheckResult:
     """What one group of checks (eligibility, validity, fraud) found, with its trace."""
 
@@ -87,13 +100,14 @@ class CheckResult:
         code: str,
         rejection: Rejection,
         message: str,
-        detail: str,
+        detail: Detail,
     ) -> None:
         """Record a check that fired with ``verdict`` (allow is traced but not a finding)."""
-        self.trace.append((rule, verdict.value, f"{code}: {detail}"))
+        coded = f"{code}: {detail}" if isinstance(detail, str) else partial(_coded, code, detail)
+        self.trace.append((rule, verdict.value, coded))
         if verdict is not Verdict.ALLOW:
             self.findings.append(Finding(code, verdict, rejection, message))
 
-    def passed(self, rule: str, detail: str) -> None:
+    def passed(self, rule: str, detail: Detail) -> None:
         """Record a check that found nothing wrong."""
         self.trace.append((rule, "pass", detail))

@@ -125,7 +125,7 @@ def evaluate_intake(
     facts: IntakeFacts, program: Program, mapping: CrmMapping, stamp: PolicyStamp
 ) -> IntakeDecision:
     """Run every intake check and decide. Pure: same facts and policy, same decision."""
-    trace = [("program", program.id, f"{program.name} ({program.kind.value})")]
+    trace: list[Step] = [("program", program.id, f"{program.name} ({program.kind.value})")]
     if not program.active:
         trace.append(("program.active", "block", "program_inactive: the program is switched off"))
         return IntakeDecision(
@@ -157,8 +157,11 @@ def evaluate_intake(
         referrals_this_month=facts.referrals_this_month,
         other_referrers_of_referee=facts.other_referrers_of_referee,
     )
-    trace += eligibility.trace + validity.trace + fraud.trace + dup_trace
-    findings = eligibility.findings + validity.findings + fraud.findings + dup_findings
+    trace.extend(eligibility.trace)
+    trace.extend(validity.trace)
+    trace.extend(fraud.trace)
+    trace.extend(dup_trace)
+    findings = [*eligibility.findings, *validity.findings, *fraud.findings, *dup_findings]
     return _decide(findings, trace, stamp, dup_kind)
 
 
@@ -194,5 +197,5 @@ def _decide(
             if block and block.rejection is Rejection.DUPLICATE
             else None,
             "review_reasons": reviews,
-        }
+        },
     )

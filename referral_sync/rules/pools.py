@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 
 from pydantic import BaseModel, Field
 
@@ -35,13 +36,37 @@ def counter_key(pool: str, owner: str) -> str:
     return f"{pool}:{owner}"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Pick:
     """The chosen member and why."""
 
     member: PoolMember
     key: str
     reason: str
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    """A pool compiled once per policy: its members' counter keys and trace labels."""
+
+    name: str
+    pool: Pool
+    keys: tuple[str, ...]
+    rule: str
+    method: str
+    score_name: str
+
+
+def compile_pool(name: str, pool: Pool) -> PoolPlan:
+    """The plan of pool ``name``."""
+    return PoolPlan(
+        name=name,
+        pool=pool,
+        keys=tuple(counter_key(name, m.owner) for m in pool.members),
+        rule=f"pool {name}",
+        method=pool.method.value,
+        score_name=_SCORE_NAME[pool.method],
+    )
 
 
 def _skip_reason(
@@ -64,61 +89,64 @@ def _skip_reason(
     return None
 
 
-def _score(method: PoolMethod, member: PoolMember, key: str, state: RoutingState) -> float:
-    if method is PoolMethod.WEIGHTED:
-        return state.assigned.get(key, 0) / member.weight
-    if method is PoolMethod.LOAD_BALANCED:
-        return float(state.open_counts.get(member.owner, 0))
-    return float(state.assigned.get(key, 0))
-
-
 _SCORE_NAME = {
     PoolMethod.WEIGHTED: "pointer",
     PoolMethod.LOAD_BALANCED: "open referrals",
     PoolMethod.ROUND_ROBIN: "assignments",
 }
+_NONE: frozenset[str] = frozenset()
+
+
+_Scored = tuple[float, int, PoolMember, str]
+
+
+def _others(label: str, scored: list[_Scored], chosen: _Scored) -> str:
+    others = ", ".join(f"{m.owner} {s:g}" for s, _, m, _ in scored if m is not chosen[2])
+    return f"{label} {chosen[0]:g}" + (f"; others: {others}" if others else "")
 
 
 def pick_member(
-    name: str,
-    pool: Pool,
+    plan: PoolPlan,
     *,
     tags: list[str],
     excluded: Mapping[str, str],
     state: RoutingState,
     trace: list[Step],
 ) -> Pick | None:
-    """The member who takes the next referral from pool ``name``, or None if nobody can.
+    """The member who takes the next referral from the pool, or None if nobody can.
 
     ``excluded`` maps owners who may not take it to why (previous owner, inactive).
     """
-    needed = frozenset(pool.required_tags) | frozenset(tags)
-    scored: list[tuple[float, int, PoolMember, str]] = []
-    for order, member in enumerate(pool.members):
-        key = counter_key(name, member.owner)
-        why = _skip_reason(member, key, needed, excluded, state)
-        if why is not None:
-            trace.append((f"pool {name}", f"skip {member.owner}", why))
-            continue
-        scored.append((_score(pool.method, member, key, state), order, member, key))
+    pool = plan.pool
+    needed = frozenset(pool.required_tags).union(tags) if tags or pool.required_tags else _NONE
+    period, assigned, method = state.period_counts, state.assigned, pool.method
+    scored: list[_Scored] = []
+    for order, (member, key) in enumerate(zip(pool.members, plan.keys, strict=True)):
+        # the common case (available, not excluded, no tags needed, under any cap) decided
+        # inline; _skip_reason says why otherwise
+        if not (
+            member.available
+            and not needed
+            and member.owner not in excluded
+            and (member.cap is None or period.get(key, 0) < member.cap)
+        ):
+            why = _skip_reason(member, key, needed, excluded, state)
+            if why is not None:
+                trace.append((plan.rule, f"skip {member.owner}", why))
+                continue
+        if method is PoolMethod.WEIGHTED:
+            score = assigned.get(key, 0) / member.weight
+        elif method is PoolMethod.LOAD_BALANCED:
+            score = float(state.open_counts.get(member.owner, 0))
+        else:
+            score = float(assigned.get(key, 0))
+        scored.append((score, order, member, key))
     if not scored:
-        trace.append(
-            (
-                f"pool {name}",
-                "nobody available",
-                f"all {len(pool.members)} member(s) skipped",
-            )
-        )
+        trace.append((plan.rule, "nobody available", f"all {len(pool.members)} member(s) skipped"))
         return None
-    score, _, member, key = min(scored, key=lambda item: (item[0], item[1]))
-    label = _SCORE_NAME[pool.method]
-    others = ", ".join(f"{m.owner} {s:g}" for s, _, m, _ in scored if m is not member)
-    reason = f"{pool.method.value} pick from pool {name}: {member.owner} ({label} {score:g})"
-    trace.append(
-        (
-            f"pool {name}",
-            f"assign {member.owner}",
-            f"{label} {score:g}" + (f"; others: {others}" if others else ""),
-        )
-    )
-    return Pick(member=member, key=key, reason=reason)
+    chosen = min(scored)  # the lowest score, ties by pool order (orders are unique)
+    score, _, member, key = chosen
+    label = plan.score_name
+    reason = f"{plan.method} pick from pool {plan.name}: {member.owner} ({label} {score:g})"
+    trace.append((plan.rule, f"assign {member.owner}", partial(_others, label, scored, chosen)))
+    return Pick(member, key, reason)

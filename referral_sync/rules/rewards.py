@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from functools import partial
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,8 +26,9 @@ from referral_sync.models import (
     RewardType,
 )
 from referral_sync.program.schema import Campaign, Program, ProgramKind, RewardTiming, Tier
-from referral_sync.rules.conditions import Notes, compile_condition, condition_facts, explain
-from referral_sync.rules.findings import PolicyStamp, Step, as_trace
+from referral_sync.rules._memo import cached_on
+from referral_sync.rules.conditions import FactView, Notes, compile_condition, explain
+from referral_sync.rules.findings import PolicyStamp, Step, as_trace, text
 
 __all__ = ["RewardDecision", "RewardFacts", "clawback", "rewards_for_milestone", "tier_for"]
 
@@ -70,7 +72,14 @@ def _aware(moment: datetime) -> datetime:
 def tier_for(tiers: list[Tier], qualified_count: int) -> Tier:
     """The tier whose range holds ``qualified_count``; in a gap, the highest tier below it;
     below every tier, the lowest one."""
-    ordered = sorted(tiers, key=lambda t: t.min_qualified)
+    return _tier_among(_ordered(tiers), qualified_count)
+
+
+def _ordered(tiers: list[Tier]) -> list[Tier]:
+    return sorted(tiers, key=lambda t: t.min_qualified)
+
+
+def _tier_among(ordered: list[Tier], qualified_count: int) -> Tier:
     reached = [t for t in ordered if t.min_qualified <= qualified_count]
     for tier in reached:
         if tier.max_qualified is None or qualified_count <= tier.max_qualified:
@@ -115,7 +124,8 @@ def _base(
             )
         )
         return amount, RewardType.REVENUE_SHARE, None
-    tier = tier_for(rewards.tiers, facts.referrer_qualified_count)
+    ordered = cached_on(rewards, "_rs_tiers", lambda: _ordered(rewards.tiers))
+    tier = _tier_among(ordered, facts.referrer_qualified_count)
     amount = tier.per_qualified if facts.milestone is Milestone.QUALIFIED else tier.per_close
     trace.append(
         (
@@ -154,21 +164,20 @@ def _campaign_applies(
         trace.append((rule, "applies", "running, no condition"))
         return True
     referral = facts.referral
-    cond = condition_facts(
+    cond = FactView(
         referral.referee,
         facts.referrer,
-        intro_strength=referral.intro_strength,
-        now=facts.now,
-        program_id=program.id,
+        referral.intro_strength,
+        facts.now,
+        program.id,
         qualified_count=facts.referrer_qualified_count,
         amount=facts.deal_amount,
         referrer_email=str(referral.referrer.email),
+        referrer_account_name=referral.referrer.account_name,
     )
-    if facts.referrer is None:
-        cond["referrer.account_name"] = referral.referrer.account_name
     notes: Notes = []
     applies = compile_condition(campaign.when)(cond, notes)
-    trace.append((rule, "applies" if applies else "condition false", explain(notes)))
+    trace.append((rule, "applies" if applies else "condition false", partial(explain, notes)))
     return applies
 
 
@@ -229,7 +238,7 @@ def rewards_for_milestone(
     facts: RewardFacts, program: Program, stamp: PolicyStamp
 ) -> RewardDecision:
     """The ledger entry a milestone earns (or none), with every step traced. Pure."""
-    trace = [
+    trace: list[Step] = [
         (
             "rewards",
             facts.milestone.value,
@@ -237,11 +246,13 @@ def rewards_for_milestone(
         )
     ]
     entry = _earn(facts, program, trace)
-    return RewardDecision(
-        policy_version=stamp.version,
-        policy_hash=stamp.content_hash,
-        trace=as_trace(trace),
-        entries=[entry] if entry else [],
+    return RewardDecision.model_validate(
+        {
+            "policy_version": stamp.version,
+            "policy_hash": stamp.content_hash,
+            "trace": as_trace(trace),
+            "entries": [entry] if entry else [],
+        },
     )
 
 
@@ -293,7 +304,7 @@ def _entry(
                 "clawed back if the deal is reopened or lost before then",
             )
         )
-    reasoning = [f"{rule}: {outcome} ({detail})" for rule, outcome, detail in trace[1:]]
+    reasoning = [f"{rule}: {outcome} ({text(detail)})" for rule, outcome, detail in trace[1:]]
     return RewardEntry(
         referral_id=facts.referral.id,
         milestone=facts.milestone,
@@ -331,7 +342,7 @@ def clawback(
 ) -> RewardDecision:
     """Reversed copies of this referral's entries still inside their hold period (the won
     deal was reopened or lost). Entries without a hold, or whose hold ended, stand."""
-    trace = [
+    trace: list[Step] = [
         (
             "clawback",
             referral.status.value,

@@ -19,16 +19,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
+from types import MappingProxyType
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from referral_sync.crm import ReferrerContext
-from referral_sync.models import IntroStrength, OwnerKind, Referee, RoutingDecision, TraceStep
+from referral_sync.models import IntroStrength, OwnerKind, Referee, RoutingDecision, Trace
 from referral_sync.program.schema import Routing, RoutingStrategy
 from referral_sync.rules._memo import cached_on
-from referral_sync.rules.conditions import FactView, Notes, compile_condition, explain
-from referral_sync.rules.findings import PolicyStamp, Step, as_trace
-from referral_sync.rules.pools import RoutingState, counter_key, pick_member
+from referral_sync.rules.conditions import FactView, Notes, Test, compile_condition, explain
+from referral_sync.rules.findings import PolicyStamp, Step
+from referral_sync.rules.pools import PoolPlan, RoutingState, compile_pool, counter_key, pick_member
 from referral_sync.rules.territory import TerritoryTable, compile_table
 
 __all__ = ["RoutingFacts", "RoutingState", "counter_key", "route_referral", "sla_reroute"]
@@ -49,7 +51,7 @@ class RoutingFacts(BaseModel):
     program_id: str = "default"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Target:
     owner: str
     strategy: str
@@ -58,18 +60,52 @@ class _Target:
     counter: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Context:
     facts: RoutingFacts
     cond_facts: FactView
     routing: Routing
+    plan: _Plan
     state: RoutingState
     excluded: Mapping[str, str]
     trace: list[Step]
 
 
-def _table(routing: Routing) -> TerritoryTable:
-    return cached_on(routing, "_rs_territory", lambda: compile_table(routing.territories))
+_Step = Callable[[_Context], "_Target | None"]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A routing section compiled once (kept on the frozen model): the steps in order, the
+    territory table and the strategic condition."""
+
+    steps: tuple[_Step, ...]
+    table: TerritoryTable
+    strategic: Test | None
+    pools: dict[str, PoolPlan]
+    strategy: str
+
+
+def _plan(routing: Routing) -> _Plan:
+    return cached_on(routing, "_rs_plan", lambda: _compile_plan(routing))
+
+
+def _compile_plan(routing: Routing) -> _Plan:
+    steps: list[_Step] = []
+    if routing.existing_account_match:
+        steps.append(_existing_account)
+    strategy = routing.strategy
+    if strategy is RoutingStrategy.REFERRER_AE:
+        steps.append(_referrer_ae)
+    elif strategy is RoutingStrategy.TERRITORY:
+        steps.append(_territory)
+    elif strategy is RoutingStrategy.HYBRID:
+        steps.append(lambda ctx: _referrer_ae(ctx) if _strategic(ctx) else None)
+        steps.append(_territory)
+    steps.append(_referral_pool)
+    strategic = compile_condition(routing.strategic) if routing.strategic is not None else None
+    pools = {name: compile_pool(name, pool) for name, pool in routing.pools.items()}
+    return _Plan(tuple(steps), compile_table(routing.territories), strategic, pools, strategy.value)
 
 
 def _usable(ctx: _Context, owner: str | None, rule: str, what: str) -> bool:
@@ -83,11 +119,15 @@ def _usable(ctx: _Context, owner: str | None, rule: str, what: str) -> bool:
     return True
 
 
+def _no_account(referee: Referee) -> str:
+    return f"no account owns {referee.domain}"
+
+
 def _existing_account(ctx: _Context) -> _Target | None:
     match = ctx.facts.account_match
     rule = "existing_account_match"
     if match is None:
-        ctx.trace.append((rule, "no match", f"no account owns {ctx.facts.referee.domain}"))
+        ctx.trace.append((rule, "no match", partial(_no_account, ctx.facts.referee)))
         return None
     name = match.account_name or match.account_id or "an account"
     owner = match.owner_id
@@ -128,8 +168,7 @@ def _referrer_ae(ctx: _Context) -> _Target | None:
 
 def _pool(ctx: _Context, name: str, strategy: str, tags: list[str], why: str) -> _Target | None:
     pick = pick_member(
-        name,
-        ctx.routing.pools[name],
+        ctx.plan.pools[name],
         tags=tags,
         excluded=ctx.excluded,
         state=ctx.state,
@@ -141,26 +180,28 @@ def _pool(ctx: _Context, name: str, strategy: str, tags: list[str], why: str) ->
 
 
 def _territory(ctx: _Context) -> _Target | None:
-    row = _table(ctx.routing).first_match(ctx.cond_facts, ctx.trace)
+    row = ctx.plan.table.first_row(ctx.cond_facts, ctx.trace)
     if row is None:
         return None
-    if row.pool is not None:
-        return _pool(ctx, row.pool, "territory", row.tags, f"territory {row.name}")
-    if not _usable(ctx, row.owner, f"territory {row.name}", "territory owner"):
+    territory = row.territory
+    if territory.pool is not None:
+        return _pool(ctx, territory.pool, "territory", territory.tags, row.rule)
+    owner = territory.owner
+    if not _usable(ctx, owner, row.rule, "territory owner"):
         return None
-    assert row.owner is not None
-    ctx.trace.append((f"territory {row.name}", f"assign {row.owner}", "the territory's owner"))
-    return _Target(row.owner, "territory", f"territory {row.name}: its owner")
+    assert owner is not None
+    ctx.trace.append((row.rule, f"assign {owner}", "the territory's owner"))
+    return _Target(owner, "territory", f"{row.rule}: its owner")
 
 
 def _strategic(ctx: _Context) -> bool:
-    condition = ctx.routing.strategic
-    if condition is None:
+    test = ctx.plan.strategic
+    if test is None:
         ctx.trace.append(("hybrid.strategic", "false", "no strategic condition set"))
         return False
     notes: Notes = []
-    result = compile_condition(condition)(ctx.cond_facts, notes)
-    ctx.trace.append(("hybrid.strategic", str(result).lower(), explain(notes)))
+    result = test(ctx.cond_facts, notes)
+    ctx.trace.append(("hybrid.strategic", "true" if result else "false", partial(explain, notes)))
     return result
 
 
@@ -171,23 +212,12 @@ def _referral_pool(ctx: _Context) -> _Target | None:
     return _pool(ctx, name, "referral_rep", [], "referral pool")
 
 
-def _steps(routing: Routing) -> list[Callable[[_Context], _Target | None]]:
-    steps: list[Callable[[_Context], _Target | None]] = []
-    if routing.existing_account_match:
-        steps.append(_existing_account)
-    strategy = routing.strategy
-    if strategy is RoutingStrategy.REFERRER_AE:
-        steps.append(_referrer_ae)
-    elif strategy is RoutingStrategy.TERRITORY:
-        steps.append(_territory)
-    elif strategy is RoutingStrategy.HYBRID:
-        steps.append(lambda ctx: _referrer_ae(ctx) if _strategic(ctx) else None)
-        steps.append(_territory)
-    steps.append(_referral_pool)
-    return steps
+_NOBODY: Mapping[str, str] = MappingProxyType({})
 
 
-def _excluded(facts: RoutingFacts) -> dict[str, str]:
+def _excluded(facts: RoutingFacts) -> Mapping[str, str]:
+    if not facts.inactive_owners and not facts.previous_owners:
+        return _NOBODY
     excluded = {owner: "inactive" for owner in facts.inactive_owners}
     excluded.update({owner: "previous owner" for owner in facts.previous_owners})
     return excluded
@@ -198,19 +228,24 @@ def route_referral(
 ) -> RoutingDecision:
     """Choose exactly one owner. Pure: ``state`` is read, never changed; the decision's
     ``counters`` name what the store must increment if the decision is applied."""
-    trace = [
-        (
-            "routing",
-            routing.strategy.value,
-            f"policy {stamp.version} ({stamp.content_hash})",
-        )
-    ]
+    return _route(facts, routing, state, stamp, [])
+
+
+def _route(
+    facts: RoutingFacts,
+    routing: Routing,
+    state: RoutingState,
+    stamp: PolicyStamp,
+    trace: list[Step],
+) -> RoutingDecision:
+    plan = _plan(routing)
+    trace.append(("routing", plan.strategy, f"policy {stamp.version} ({stamp.content_hash})"))
     cond_facts = FactView(
         facts.referee, facts.referrer, facts.intro_strength, facts.now, facts.program_id
     )
-    ctx = _Context(facts, cond_facts, routing, state, _excluded(facts), trace)
+    ctx = _Context(facts, cond_facts, routing, plan, state, _excluded(facts), trace)
     target = None
-    for step in cached_on(routing, "_rs_steps", lambda: _steps(routing)):
+    for step in plan.steps:
         target = step(ctx)
         if target is not None:
             break
@@ -220,17 +255,14 @@ def route_referral(
             ("fallback", f"assign {routing.fallback}", "no earlier step placed the referral" + held)
         )
         target = _Target(routing.fallback, "fallback", "fallback: no rule placed it")
-    action = (
-        routing.first_action.strong
-        if facts.intro_strength is IntroStrength.STRONG
-        else routing.first_action.weak
-    )
-    trace.append(("first_action", action, f"{facts.intro_strength.value} intro"))
+    strong = facts.intro_strength is IntroStrength.STRONG
+    action = routing.first_action.strong if strong else routing.first_action.weak
+    trace.append(("first_action", action, "strong intro" if strong else "weak intro"))
     return RoutingDecision.model_validate(
         {
             "policy_version": stamp.version,
             "policy_hash": stamp.content_hash,
-            "trace": as_trace(trace),
+            "trace": Trace(trace),
             "owner_id": target.owner,
             "owner_kind": OwnerKind.QUEUE if target.owner.startswith("queue:") else OwnerKind.USER,
             "strategy": target.strategy,
@@ -238,7 +270,7 @@ def route_referral(
             "first_action": action,
             "pool": target.pool,
             "counters": {target.counter: 1} if target.counter else {},
-        }
+        },
     )
 
 
@@ -255,15 +287,9 @@ def sla_reroute(
     extra = [current_owner] if current_owner else []
     previous = list(dict.fromkeys([*facts.previous_owners, *extra]))
     rerouted = facts.model_copy(update={"previous_owners": previous})
-    decision = route_referral(rerouted, routing, state, stamp)
-    decision.trace.insert(
-        0,
-        TraceStep(
-            rule="sla.reroute",
-            outcome="re-route",
-            detail=f"untouched after {routing.sla.reroute_after_hours} h; never back to "
-            + (", ".join(previous) or "nobody"),
-        ),
+    why = f"untouched after {routing.sla.reroute_after_hours} h; never back to " + (
+        ", ".join(previous) or "nobody"
     )
+    decision = _route(rerouted, routing, state, stamp, [("sla.reroute", "re-route", why)])
     decision.reason = f"SLA re-route: {decision.reason}"
     return decision

@@ -13,9 +13,10 @@ top-to-bottom evaluation by the property tests).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 
 from referral_sync.program.conditions import AllOf, AnyOf, Clause, Condition, Operator
 from referral_sync.program.schema import Territory
@@ -98,20 +99,23 @@ def _ranged_fields(condition: Condition) -> set[str]:
     return set()
 
 
-def _inside(bounds: Bounds | None, value: Number | None) -> bool:
-    if bounds is None:
-        return True
-    if value is None:
-        return False
-    low, high = bounds
-    return (low is None or low <= value) and (high is None or value <= high)
-
-
 @dataclass(frozen=True)
-class _Row:
+class Row:
+    """A compiled row, with the names the trace gives it."""
+
     number: int
     territory: Territory
     test: Test | None
+    label: str  # "territory #3 DACH": the row's evaluation
+    rule: str  # "territory DACH": what follows from the match
+
+
+def _index_note(shown: list[tuple[str, object]]) -> str:
+    facts = ", ".join(f"{name} = {value!r}" for name, value in shown)
+    return (
+        f"indexed on {facts}; the other rows test these facts with values "
+        "this referral does not have and were not evaluated"
+    )
 
 
 @dataclass(frozen=True)
@@ -119,56 +123,77 @@ class TerritoryTable:
     """A compiled territory table with its optional indexes: ``key_field`` (tested with
     ``eq``/``in``) and ``range_field`` (tested with ``gt``/``gte``/``lt``/``lte``)."""
 
-    rows: tuple[_Row, ...]
+    rows: tuple[Row, ...]
     key_field: str | None = None
     by_value: dict[object, tuple[int, ...]] = field(default_factory=dict)
     unconstrained: tuple[int, ...] = ()
     range_field: str | None = None
     bounds: tuple[Bounds | None, ...] = ()
+    #: "n of N rows can match" for every n, written once
+    can_match: tuple[str, ...] = ()
 
-    def _candidates(self, facts: Facts) -> tuple[tuple[int, ...], Step | None]:
-        chosen = tuple(range(len(self.rows)))
-        shown: list[str] = []
+    def _candidates(self, facts: Facts) -> tuple[Sequence[int], Step | None]:
+        chosen: Sequence[int] = range(len(self.rows))
+        shown: list[tuple[str, object]] = []
         if self.key_field is not None:
             value = facts.get(self.key_field)
             try:
-                chosen = self.by_value.get(norm(value), self.unconstrained)
-                shown.append(f"{self.key_field} = {value!r}")
+                key = value.strip().casefold() if type(value) is str else norm(value)
+                chosen = self.by_value.get(key, self.unconstrained)
+                shown.append((self.key_field, value))
             except TypeError:  # an unhashable CRM value: no shortcut on this field
                 pass
         if self.range_field is not None:
             raw = facts.get(self.range_field)
-            number = as_number(raw)
-            chosen = tuple(i for i in chosen if _inside(self.bounds[i], number))
-            shown.append(f"{self.range_field} = {raw!r}")
+            chosen = _in_range(chosen, self.bounds, raw if type(raw) is int else as_number(raw))
+            shown.append((self.range_field, raw))
         if not shown:
             return chosen, None
         return chosen, (
             "territories",
-            f"{len(chosen)} of {len(self.rows)} rows can match",
-            f"indexed on {', '.join(shown)}; the other rows test these facts with values "
-            "this referral does not have and were not evaluated",
+            self.can_match[len(chosen)],
+            partial(_index_note, shown),
         )
 
     def first_match(self, facts: Facts, trace: list[Step]) -> Territory | None:
         """The first row whose condition holds (each evaluated row traced), or None."""
+        row = self.first_row(facts, trace)
+        return row.territory if row is not None else None
+
+    def first_row(self, facts: Facts, trace: list[Step]) -> Row | None:
+        """``first_match``, returning the compiled row."""
         candidates, step = self._candidates(facts)
         if step is not None:
             trace.append(step)
+        rows = self.rows
         for position in candidates:
-            row = self.rows[position]
-            label = f"territory #{row.number} {row.territory.name}"
+            row = rows[position]
             if row.test is None:
-                trace.append((label, "match", "no condition"))
-                return row.territory
+                trace.append((row.label, "match", "no condition"))
+                return row
             notes: Notes = []
-            matched = row.test(facts, notes)
-            trace.append((label, "match" if matched else "no match", explain(notes)))
-            if matched:
-                return row.territory
-        detail = f"none of {len(self.rows)} rows matched" if self.rows else "no territory rows"
+            if row.test(facts, notes):
+                trace.append((row.label, "match", partial(explain, notes)))
+                return row
+            trace.append((row.label, "no match", partial(explain, notes)))
+        detail = f"none of {len(rows)} rows matched" if rows else "no territory rows"
         trace.append(("territories", "no match", detail))
         return None
+
+
+def _in_range(
+    chosen: Sequence[int], bounds: tuple[Bounds | None, ...], value: Number | None
+) -> list[int]:
+    """The rows of ``chosen`` whose closed bounds hold ``value``; a row without bounds on the
+    field always can, a missing value can only match such a row."""
+    if value is None:
+        return [i for i in chosen if bounds[i] is None]
+    return [
+        i
+        for i in chosen
+        if (b := bounds[i]) is None
+        or ((b[0] is None or b[0] <= value) and (b[1] is None or value <= b[1]))
+    ]
 
 
 def _most_tested(
@@ -186,7 +211,13 @@ def _most_tested(
 def compile_table(territories: list[Territory]) -> TerritoryTable:
     """Compile the rows and index the most tested fields, where that pays off."""
     rows = tuple(
-        _Row(i + 1, t, compile_condition(t.when) if t.when is not None else None)
+        Row(
+            i + 1,
+            t,
+            compile_condition(t.when) if t.when is not None else None,
+            f"territory #{i + 1} {t.name}",
+            f"territory {t.name}",
+        )
         for i, t in enumerate(territories)
     )
     conditions = [t.when for t in territories if t.when is not None]
@@ -207,7 +238,8 @@ def compile_table(territories: list[Territory]) -> TerritoryTable:
         bounds = tuple(
             _bounds(t.when, range_field) if t.when is not None else None for t in territories
         )
-    return TerritoryTable(rows, key_field, by_value, unconstrained, range_field, bounds)
+    can_match = tuple(f"{n} of {len(rows)} rows can match" for n in range(len(rows) + 1))
+    return TerritoryTable(rows, key_field, by_value, unconstrained, range_field, bounds, can_match)
 
 
 def first_match_plain(territories: list[Territory], facts: Facts) -> Territory | None:

@@ -3,9 +3,11 @@ profile, and the same-company rule. Duplicates are in ``duplicates``; abuse in `
 
 from __future__ import annotations
 
+from functools import partial
+
 from referral_sync.models import Referee
 from referral_sync.program.schema import Validity, Verdict
-from referral_sync.rules.conditions import Facts, compile_condition, explain
+from referral_sync.rules.conditions import Facts, Notes, compile_condition, explain
 from referral_sync.rules.duplicates import email_domain_kind, normalise_company, registrable_domain
 from referral_sync.rules.findings import CheckResult, Rejection
 
@@ -71,9 +73,9 @@ def check_validity(
     if rules.icp is None:
         result.passed("validity.icp", "no ideal customer profile set")
     else:
-        notes: list[tuple[str, bool, object]] = []
+        notes: Notes = []
         if compile_condition(rules.icp)(facts, notes):
-            result.passed("validity.icp", explain(notes))
+            result.passed("validity.icp", partial(explain, notes))
         else:
             result.fire(
                 "validity.icp",
@@ -81,7 +83,7 @@ def check_validity(
                 "outside_icp",
                 _INVALID,
                 "This company is outside the kinds of company our program covers.",
-                explain(notes),
+                partial(explain, notes),
             )
     if same_company is None:
         result.passed("validity.same_company", "a different company from the referrer's")

@@ -24,6 +24,8 @@ from referral_sync.crm import (
     CrmRecordRef,
     CrmTask,
     DuplicateCandidate,
+    IntakeLookup,
+    IntakeSnapshot,
     Owner,
     ReferralSnapshot,
     ReferrerContext,
@@ -32,8 +34,8 @@ from referral_sync.crm import (
 from referral_sync.errors import CrmPermanentError
 from referral_sync.models import (
     ChangeEvent,
-    OwnerKind,
     Referral,
+    ReferralStatus,
     RewardEntry,
     RoutingDecision,
 )
@@ -43,16 +45,15 @@ from referral_sync.salesforce import schema as s
 from referral_sync.salesforce.auth import connect
 from referral_sync.salesforce.client import SalesforceClient, SubRequest, SubResult, query_path
 from referral_sync.salesforce.faults import PROVIDER
+from referral_sync.salesforce.owners import OwnerBook
+from referral_sync.salesforce.reads import COMPOSITE_LIMIT, IntakeReads
 from referral_sync.salesforce.status import StatusMapping
-from referral_sync.salesforce.ttl import TtlCache
 from referral_sync.salesforce.writes import Upsert
 from referral_sync.settings import Settings
 
 #: ``RoutingDecision.owner_id`` that hands the Lead to Salesforce's active assignment rule
 #: (or, as ``assignment_rule:<01Q… id>``, to a specific rule).
 ASSIGNMENT_RULE = "assignment_rule"
-#: Subrequests per Composite call (Salesforce limit).
-COMPOSITE_LIMIT = 25
 
 
 def _utcnow() -> datetime:
@@ -65,6 +66,8 @@ class SalesforceCrm:
     provider = PROVIDER
     # An Outbound Message carries the record's fields as they are when it is sent.
     events_carry_current_state = True
+    # The deploy project's conversion Flow marks a new referral Opportunity itself.
+    statuses_set_by_crm = frozenset({ReferralStatus.OPPORTUNITY})
 
     def __init__(
         self,
@@ -80,10 +83,8 @@ class SalesforceCrm:
         self._statuses = StatusMapping.from_mapping(self._mapping)
         self._clock = clock
         self._overlap = change_overlap
-        self._owners: TtlCache[Owner | None] = TtlCache(clock, timedelta(minutes=10))
-        self._domain_accounts: TtlCache[list[dict[str, Any]]] = TtlCache(
-            clock, timedelta(minutes=1))
-        self._account_teams = True
+        self._owners = OwnerBook(self._client, clock)
+        self._reads = IntakeReads(self._client, self._mapping, self._owners, clock)
 
     @classmethod
     def from_settings(
@@ -110,88 +111,27 @@ class SalesforceCrm:
 
     # -- reads -------------------------------------------------------------------------
 
+    def load_intake(self, lookup: IntakeLookup) -> IntakeSnapshot:
+        """Referrer, duplicates, account match and owners in one Composite call."""
+        return self._reads.load_intake(lookup)
+
     def find_duplicates(
         self, email: str, domain: str | None, company_key: str, since: datetime
     ) -> list[DuplicateCandidate]:
-        """Leads (created since ``since``), contacts, customer accounts and open
-        opportunities matching the referee, in one Composite call."""
-        soql = queries.duplicate_queries(email, domain, company_key, since)
-        subs = [SubRequest(ref, "GET", query_path(q)) for ref, q in soql.items()]
-
-        def read(results: dict[str, SubResult]) -> dict[str, list[dict[str, Any]]]:
-            return {ref: self._client.raise_for(results.get(ref)).records() for ref in soql}
-
-        found = self._client.composite(subs, read)
-        accounts = found.get("accounts", [])
-        if domain and len(accounts) < queries.DUPLICATE_LIMIT:
-            # A truncated list might miss the domain's account; then ask again later.
-            self._domain_accounts.put(domain.lower(), accounts)
-        return records.duplicate_candidates(found, email, domain, company_key, self._mapping)
+        """Records matching the referee, in one Composite call."""
+        return self._reads.find_duplicates(email, domain, company_key, since)
 
     def load_referrer(self, email: str) -> ReferrerContext | None:
         """The referrer's contact, account facts, account team and colleagues (one call)."""
-        soql = queries.referrer_queries(email, self._mapping, account_team=self._account_teams)
-        subs = [SubRequest(ref, "GET", query_path(q)) for ref, q in soql.items()]
-
-        def read(results: dict[str, SubResult]) -> ReferrerContext | None:
-            found = self._client.raise_for(results.get("referrer")).records()
-            if not found:
-                return None
-            contact = found[0]
-            return records.referrer_context(
-                contact,
-                results["colleagues"].records() if contact.get("AccountId") else [],
-                self._team(results.get("team")) if contact.get("AccountId") else [],
-                self._mapping,
-            )
-
-        return self._client.composite(subs, read)
-
-    def _team(self, result: SubResult | None) -> list[dict[str, Any]]:
-        if result is None:
-            return []
-        if not result.ok:
-            code = str((result.body or [{}])[0].get("errorCode", "")) if isinstance(
-                result.body, list) else ""
-            if code == "INVALID_TYPE":
-                # Account Teams are off in this org; stop asking.
-                self._account_teams = False
-                return []
-            self._client.raise_for(result)
-        return result.records()
+        return self._reads.load_referrer(email)
 
     def find_account_by_domain(self, domain: str) -> ReferrerContext | None:
-        """The account that owns ``domain`` (lead-to-account match), customers first."""
-        fresh, accounts = self._domain_accounts.get(domain.lower())
-        if not fresh or accounts is None:
-            accounts = self._client.query(queries.accounts_by_domain(domain))
-        account = records.best_domain_account(accounts, domain.lower(),
-                                              self._mapping.customer_type_prefix)
-        if account is None:
-            return None
-        return ReferrerContext(contact_id="", email="",
-                               **records.account_context(account, self._mapping))
+        """The account that owns ``domain``; right after a duplicate search, no call."""
+        return self._reads.find_account_by_domain(domain)
 
     def get_owner(self, ref: str) -> Owner | None:
         """A user or queue by id, ``email:<address>`` or ``queue:<name>`` (memoised)."""
-        fresh, owner = self._owners.get(ref)
-        if fresh:
-            return owner
-        try:
-            soql = queries.owner_query(ref)
-        except ValueError:
-            return None
-        found = self._client.query(soql)
-        found.sort(key=lambda r: r.get("IsActive") is False)
-        owner = None
-        if found:
-            row = found[0]
-            queue = str(row["Id"]).startswith("00G")
-            owner = Owner(id=row["Id"], name=str(row.get("Name") or ""),
-                          kind=OwnerKind.QUEUE if queue else OwnerKind.USER,
-                          email=row.get("Email"), active=row.get("IsActive") is not False)
-        self._owners.put(ref, owner)
-        return owner
+        return self._owners.get(ref)
 
     def read_referral(self, referral: Referral) -> ReferralSnapshot:
         """The referral's Lead and Opportunity as they are now (one call).
@@ -244,8 +184,10 @@ class SalesforceCrm:
         return self._client.composite(upsert.subrequests(),
                                       lambda results: upsert.result(self._client, results))
 
-    def create_referral(self, referral: Referral, decision: RoutingDecision) -> CrmRecordRef:
-        """Upsert the referral Lead by ``Referral_Id__c`` with owner and attribution.
+    def create_referral(self, referral: Referral, decision: RoutingDecision, *,
+                        tasks: Sequence[CrmTask] = ()) -> CrmRecordRef:
+        """Upsert the referral Lead by ``Referral_Id__c`` with owner and attribution, and
+        upsert the keyed ``tasks`` on it, in one Composite call.
 
         Assignment rules are off (``Sforce-Auto-Assign: FALSE``) unless the decision's owner
         is ``assignment_rule[:<rule id>]``; then Salesforce routes and we read the owner back.
@@ -257,8 +199,20 @@ class SalesforceCrm:
         else:
             assign = "FALSE"
             body["OwnerId"] = self._owner_id(decision.owner_id)
-        row = self._upsert(Upsert("lead", "Lead", s.REFERRAL_ID, referral.id, body,
-                                  {"Sforce-Auto-Assign": assign}))
+        lead = Upsert("lead", "Lead", s.REFERRAL_ID, referral.id, body,
+                      {"Sforce-Auto-Assign": assign})
+        # The tasks point at the Lead through a Composite reference to its read-back.
+        task_ups = self._task_upserts(tasks, f"@{{{lead.ref}_read.Id}}", who=True)
+        subs = lead.subrequests() + [sub for up in task_ups for sub in up.subrequests()]
+        _fits(subs)
+
+        def read(results: dict[str, SubResult]) -> dict[str, Any]:
+            row = lead.result(self._client, results)
+            for up in task_ups:
+                up.result(self._client, results)
+            return row
+
+        row = self._client.composite(subs, read)
         return CrmRecordRef(record_id=row["Id"], record_type="Lead",
                             url=f"{self._client.instance_url}/lightning/r/Lead/{row['Id']}/view")
 
@@ -332,17 +286,12 @@ class SalesforceCrm:
         """
         sobject, record_id, values = self._referral_update(referral, fields)
         reward_ups = [self._reward_upsert(f"reward{n}", e) for n, e in enumerate(rewards)]
-        task_ups = []
-        for n, task in enumerate(tasks):
-            if not task.key:
-                raise ValueError("apply_changes needs keyed tasks (idempotent upserts)")
-            task_ups.append(Upsert(f"task{n}", "Task", s.TASK_KEY, task.key,
-                                   bodies.task_body(task, self._owner_id(task.owner_id))))
+        # Activities go on the record the referral lives on now (converted Leads take none).
+        task_ups = self._task_upserts(tasks, record_id, who=sobject == "Lead")
         subs = [SubRequest("record", "PATCH", f"sobjects/{sobject}/{record_id}", values,
                            {"Sforce-Auto-Assign": "FALSE"})]
         subs += [sub for up in reward_ups + task_ups for sub in up.subrequests()]
-        if len(subs) > COMPOSITE_LIMIT:
-            raise ValueError(f"{len(subs)} subrequests do not fit one Composite call")
+        _fits(subs)
 
         def read(results: dict[str, SubResult]) -> AppliedChanges:
             self._client.raise_for(results.get("record"))
@@ -355,9 +304,23 @@ class SalesforceCrm:
 
         return self._client.composite(subs, read)
 
+    def _task_upserts(self, tasks: Sequence[CrmTask], record: str, *, who: bool
+                      ) -> list[Upsert]:
+        """Keyed task upserts; a task naming no record goes on ``record``."""
+        out = []
+        for n, task in enumerate(tasks):
+            if not task.key:
+                raise ValueError("tasks written with a referral must be keyed (idempotent upserts)")
+            body = bodies.task_body(task, self._owner_id(task.owner_id),
+                                    *((task.what_id, None) if task.what_id else (record, who)))
+            out.append(Upsert(f"task{n}", "Task", s.TASK_KEY, task.key, body))
+        return out
+
     def create_task(self, task: CrmTask) -> str:
         """Create a Task; with ``task.key`` an upsert on ``Referral_Task_Key__c`` (idempotent)."""
-        body = bodies.task_body(task, self._owner_id(task.owner_id))
+        if not task.what_id:
+            raise ValueError("a task outside a referral's changes must name its record")
+        body = bodies.task_body(task, self._owner_id(task.owner_id), task.what_id)
         if task.key:
             return str(self._upsert(Upsert("task", "Task", s.TASK_KEY, task.key, body))["Id"])
         created = self._client.call(lambda sf: sf.restful("sobjects/Task/", method="POST",
@@ -374,3 +337,8 @@ class SalesforceCrm:
     def schema_drift(self) -> list[SchemaChange]:
         """What ``ensure_schema`` would change (for ``doctor``); empty when in sync."""
         return install.ensure_schema(self._client, dry_run=True)
+
+
+def _fits(subs: Sequence[SubRequest]) -> None:
+    if len(subs) > COMPOSITE_LIMIT:
+        raise ValueError(f"{len(subs)} subrequests do not fit one Composite call")

@@ -1,4 +1,5 @@
-"""Deploy-only metadata: list views, Outbound Messages and the Flows that send them.
+"""Deploy-only metadata: list views, Outbound Messages, the Flows that send them, and the
+Flow that marks Opportunities converted from referral Leads.
 
 These live only in the source-format project (``deploy/salesforce``): the Outbound Message
 endpoint carries the webhook token, and the integration user is org-specific, so both are
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from referral_sync.models import ReferralStatus
 from referral_sync.salesforce import schema as s
+from referral_sync.salesforce.status import StatusMapping
 
 PLACEHOLDER_ENDPOINT = "https://referral-sync.example.com/webhooks/salesforce/CHANGE_ME_TOKEN"
 PLACEHOLDER_USER = "integration.user@example.com"
@@ -94,6 +97,58 @@ def flow(obj: str) -> dict[str, Any]:
             "object": obj,
             "recordTriggerType": "CreateAndUpdate",
             "triggerType": "RecordAfterSave",
+        },
+        "status": "Active",
+    }
+
+
+#: The before-save Flow that marks Opportunities created from referral Leads.
+CONVERSION_FLOW = "Referral_Sync_Opportunity_Converted"
+#: ``Referral_Status__c`` it sets: what referral-sync itself writes for "opportunity".
+CONVERTED_STATUS = StatusMapping().label(ReferralStatus.OPPORTUNITY)
+
+
+def conversion_flow() -> dict[str, Any]:
+    """A before-save Flow on Opportunity create that sets the referral status to
+    "Opportunity" when the record carries a referral id.
+
+    Lead conversion copies the Lead's status ("Qualified") through the field mapping; fixing
+    it in the same save costs referral-sync no API call and leaves no window in which AEs
+    see the wrong status. Before-save, because a field update on the triggering record is
+    free there (no second DML, no re-fired automation).
+    """
+    assignment = "Set_referral_status"
+    return {
+        "apiVersion": s.API_VERSION,
+        "assignments": [{
+            "name": assignment,
+            "label": "Set referral status",
+            "locationX": 176,
+            "locationY": 287,
+            "assignmentItems": [{
+                "assignToReference": f"$Record.{s.REFERRAL_STATUS}",
+                "operator": "Assign",
+                "value": {"stringValue": CONVERTED_STATUS},
+            }],
+        }],
+        "description": (f"Sets {s.REFERRAL_STATUS} to {CONVERTED_STATUS} on a new referral "
+                        "Opportunity (lead conversion copies the Lead's status)."),
+        "interviewLabel": "Referral Sync Opportunity Converted {!$Flow.CurrentDateTime}",
+        "label": "Referral Sync - Opportunity converted",
+        "processType": "AutoLaunchedFlow",
+        "start": {
+            "locationX": 50,
+            "locationY": 0,
+            "connector": {"targetReference": assignment},
+            "filterLogic": "and",
+            "filters": [{
+                "field": s.REFERRAL_ID,
+                "operator": "IsNull",
+                "value": {"booleanValue": False},
+            }],
+            "object": "Opportunity",
+            "recordTriggerType": "Create",
+            "triggerType": "RecordBeforeSave",
         },
         "status": "Active",
     }

@@ -143,13 +143,17 @@ def reward_guard(entry: RewardEntry, statuses: StatusMapping) -> str | None:
                        entry.referral_id, values)
 
 
-def task_body(task: CrmTask, owner_id: str) -> dict[str, Any]:
-    """A Task for ``owner_id`` on the record ``task.what_id``."""
+def task_body(task: CrmTask, owner_id: str, record: str, who: bool | None = None
+              ) -> dict[str, Any]:
+    """A Task for ``owner_id`` on ``record`` (an id or a Composite reference); ``who``
+    (Lead or Contact) is told by the id prefix unless given."""
+    if who is None:
+        who = record[:3] in ("00Q", "003")
     return _present({
         "Subject": task.subject[:255],
         "OwnerId": owner_id,
         "Description": task.description or None,
         "ActivityDate": task.due.date().isoformat() if task.due else None,
         # Leads and Contacts are "who"; everything else is "what".
-        ("WhoId" if task.what_id[:3] in ("00Q", "003") else "WhatId"): task.what_id,
+        ("WhoId" if who else "WhatId"): record,
     })

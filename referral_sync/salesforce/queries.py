@@ -19,6 +19,10 @@ _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$")
 RECORD_ID = re.compile(r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
 #: Rows per duplicate query; more matches than this are not all examined.
 DUPLICATE_LIMIT = 50
+#: Open opportunities read per matching account (one is enough to call it pipeline).
+OPEN_PIPELINE_LIMIT = 5
+#: The record owner's facts, read along with the record so routing needs no owner look-up.
+OWNER_FIELDS = ("Owner.Name", "Owner.Email", "Owner.IsActive")
 
 LEAD_FIELDS = (
     "Id", "Status", "OwnerId", s.REFERRAL_ID, s.REFERRAL_STATUS, s.DISQUALIFIED_REASON,
@@ -86,22 +90,20 @@ def duplicate_queries(
         ),
     }
     if account_match:
+        # Open pipeline comes with its account (a child subquery), so the duplicate check
+        # costs three of the five queries a Composite call may hold.
         queries["accounts"] = (
-            "SELECT Id, Name, Website, Type, OwnerId, CreatedDate FROM Account "
-            f"WHERE {_any(account_match)} LIMIT {DUPLICATE_LIMIT}"
-        )
-        queries["opportunities"] = (
-            "SELECT Id, AccountId, OwnerId, CreatedDate, Account.Name, Account.Website "
-            "FROM Opportunity WHERE IsClosed = false AND "
-            + _any(["Account." + clause for clause in account_match])
-            + f" LIMIT {DUPLICATE_LIMIT}"
+            "SELECT Id, Name, Website, Type, OwnerId, CreatedDate, "
+            f"{_select(OWNER_FIELDS)}, (SELECT Id, OwnerId, CreatedDate FROM Opportunities "
+            f"WHERE IsClosed = false ORDER BY CreatedDate DESC LIMIT {OPEN_PIPELINE_LIMIT}) "
+            f"FROM Account WHERE {_any(account_match)} LIMIT {DUPLICATE_LIMIT}"
         )
     return queries
 
 
 def account_fields(mapping: CrmMapping, prefix: str = "") -> list[str]:
     """Account fields read for eligibility, with the program's mapped fields."""
-    names = ["Id", "Name", "Type", "Website", "CreatedDate", "OwnerId", "Owner.IsActive",
+    names = ["Id", "Name", "Type", "Website", "CreatedDate", "OwnerId", *OWNER_FIELDS,
              field_name(mapping.account_status_field or s.ACCOUNT_STATUS)]
     if mapping.customer_since_field:
         names.append(field_name(mapping.customer_since_field))
@@ -111,8 +113,10 @@ def account_fields(mapping: CrmMapping, prefix: str = "") -> list[str]:
     return [prefix + name for name in dict.fromkeys(names)]
 
 
-def referrer_queries(email: str, mapping: CrmMapping, *, account_team: bool) -> dict[str, str]:
-    """The referrer's contact and account, the account's team and its contacts' e-mails.
+def referrer_queries(email: str, mapping: CrmMapping, *, account_team: bool,
+                     colleagues: bool = True) -> dict[str, str]:
+    """The referrer's contact and account, the account's team and (``colleagues``) its
+    contacts' e-mails.
 
     The last two reference the first query's ``AccountId`` inside the same Composite.
     """
@@ -123,15 +127,16 @@ def referrer_queries(email: str, mapping: CrmMapping, *, account_team: bool) -> 
             f"SELECT {_select(['Id', 'Name', 'Email', 'AccountId', *contact_account])} "
             + format_soql("FROM Contact WHERE Email = {} ORDER BY CreatedDate LIMIT 1", email)
         ),
-        "colleagues": (
+    }
+    if colleagues:
+        queries["colleagues"] = (
             f"SELECT Email FROM Contact WHERE AccountId = {account_id} AND Email != null "
             "LIMIT 200"
-        ),
-    }
+        )
     if account_team:
         queries["team"] = (
-            "SELECT UserId, TeamMemberRole FROM AccountTeamMember "
-            f"WHERE AccountId = {account_id} AND User.IsActive = true"
+            "SELECT UserId, TeamMemberRole, User.Name, User.Email, User.IsActive "
+            f"FROM AccountTeamMember WHERE AccountId = {account_id} AND User.IsActive = true"
         )
     return queries
 
@@ -168,6 +173,21 @@ def changes_query(sobject: str, since: datetime) -> str:
         + format_soql("SystemModstamp >= {}", since)
         + " ORDER BY SystemModstamp, Id"
     )
+
+
+def owner_names_queries(refs: Iterable[str]) -> dict[str, str]:
+    """Queries resolving ``email:`` and ``queue:`` owner refs to users and queues."""
+    emails = sorted({r.removeprefix("email:") for r in refs if r.startswith("email:")})
+    queues = sorted({r.removeprefix("queue:") for r in refs if r.startswith("queue:")})
+    out = {}
+    if emails:
+        out["users"] = format_soql(
+            "SELECT Id, Name, Email, IsActive FROM User WHERE Email IN {}", emails)
+    if queues:
+        out["queues"] = format_soql(
+            "SELECT Id, Name, DeveloperName, Email FROM Group WHERE Type = 'Queue' AND "
+            "(Name IN {} OR DeveloperName IN {})", queues, queues)
+    return out
 
 
 def owner_query(ref: str) -> str:

@@ -10,11 +10,12 @@ from urllib.parse import urlsplit
 from referral_sync.crm import (
     DuplicateCandidate,
     DuplicateKind,
+    Owner,
     ReferralSnapshot,
     ReferrerContext,
     parse_decimal,
 )
-from referral_sync.models import ChangeEvent, CrmObject, ReferralStatus
+from referral_sync.models import ChangeEvent, CrmObject, OwnerKind, ReferralStatus
 from referral_sync.program.schema import CrmMapping
 from referral_sync.salesforce import schema as s
 from referral_sync.salesforce.status import StatusMapping, truthy
@@ -160,20 +161,35 @@ def duplicate_candidates(
             ))
     for account in found.get("accounts", []):
         on = _account_match(account, domain, company_key)
-        if on and str(account.get("Type") or "").startswith(prefix):
-            out.append(_candidate(DuplicateKind.CUSTOMER, on, "Account", account,
-                                  account_id=account["Id"], company=account.get("Name"),
-                                  domain=website_domain(account.get("Website"))))
-    for opportunity in found.get("opportunities", []):
-        on = _account_match(opportunity.get("Account") or {}, domain, company_key)
-        if on:
-            out.append(_candidate(
-                DuplicateKind.OPEN_PIPELINE, on, "Opportunity", opportunity,
-                account_id=opportunity.get("AccountId"),
-                company=value_at(opportunity, "Account.Name"),
-                domain=website_domain(value_at(opportunity, "Account.Website")),
-            ))
+        if not on:
+            continue
+        at_account = {"account_id": account["Id"], "company": account.get("Name"),
+                      "domain": website_domain(account.get("Website"))}
+        if str(account.get("Type") or "").startswith(prefix):
+            out.append(_candidate(DuplicateKind.CUSTOMER, on, "Account", account, **at_account))
+        for opportunity in children(account, "Opportunities"):
+            out.append(_candidate(DuplicateKind.OPEN_PIPELINE, on, "Opportunity", opportunity,
+                                  **at_account))
     return out
+
+
+def children(record: Record, relationship: str) -> list[Record]:
+    """The child records of a subquery (Salesforce answers null when there are none)."""
+    nested = record.get(relationship)
+    return list(nested.get("records") or []) if isinstance(nested, Mapping) else []
+
+
+def owner(record: Record | None, id_path: str = "Id", prefix: str = "") -> Owner | None:
+    """The user or queue a record is (``Id``, ``Name`` …) or points at (``OwnerId`` with
+    ``Owner.Name`` …), when the query read its fields."""
+    owner_id, name = value_at(record, id_path), value_at(record, prefix + "Name")
+    if not owner_id or name is None:
+        return None
+    queue = str(owner_id).startswith("00G")
+    return Owner(id=str(owner_id), name=str(name),
+                 kind=OwnerKind.QUEUE if queue else OwnerKind.USER,
+                 email=value_at(record, prefix + "Email"),
+                 active=value_at(record, prefix + "IsActive") is not False)
 
 
 def _account_match(account: Record, domain: str | None, company_key: str) -> str | None:

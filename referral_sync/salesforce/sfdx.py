@@ -56,6 +56,8 @@ def project_files(
             "Workflow", automation.workflow(obj, endpoint_url, integration_user), xsd)
         files[root / "flows" / f"{automation.flow_name(obj)}.flow-meta.xml"] = render(
             "Flow", automation.flow(obj), xsd)
+    files[root / "flows" / f"{automation.CONVERSION_FLOW}.flow-meta.xml"] = render(
+        "Flow", automation.conversion_flow(), xsd)
     return files
 
 

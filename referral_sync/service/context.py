@@ -47,12 +47,15 @@ class ServiceContext:
 
     def notice_context(self, referral: Referral, program: Program) -> dict[str, Any]:
         """Template variables shared by every referrer notice."""
-        owner = self.owners.get(referral.owner_id) if referral.owner_id else None
+        owner_name = referral.owner_name
+        if owner_name is None and referral.owner_id:
+            owner = self.owners.get(referral.owner_id)
+            owner_name = owner.name if owner else None
         return {
             "referrer_name": referral.referrer.name or "there",
             "referee_name": referral.referee.full_name,
             "company": referral.referee.company,
-            "owner_name": owner.name if owner else "our team",
+            "owner_name": owner_name or "our team",
             "first_action": referral.first_action or "email",
             "first_touch_hours": program.routing.sla.first_touch_hours,
             "referee_offer": program.rewards.referee_offer,

@@ -16,8 +16,9 @@ from referral_sync.crm import (
     CrmTask,
     DuplicateCandidate,
     DuplicateKind,
+    IntakeLookup,
+    IntakeSnapshot,
     Owner,
-    ReferrerContext,
 )
 from referral_sync.errors import (
     ConfigurationError,
@@ -49,7 +50,7 @@ from referral_sync.rules import (
     normalise_company,
 )
 from referral_sync.service.context import ServiceContext
-from referral_sync.service.routing import Router
+from referral_sync.service.routing import Router, named_owners
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +114,11 @@ class Intake:
         except KeyError:
             raise ReferralRejected("unknown_program",
                                    f"there is no referral program {submission.program!r}") from None
-        referrer_ctx = ctx.crm.load_referrer(str(submission.referrer_email))
-        decision = self._evaluate(submission, program, referrer_ctx)
+        lookup = self._lookup(submission, program)
+        found = ctx.crm.load_intake(lookup)
+        ctx.owners.prime(found.owners)
+        referrer_ctx = found.referrer
+        decision = self._evaluate(submission, program, lookup, found)
         if decision.outcome is IntakeOutcome.REJECT:
             rejection = decision.rejection or Rejection.INVALID
             error = _REJECTION_ERRORS.get(rejection, ReferralRejected)
@@ -134,16 +138,15 @@ class Intake:
                 account_name=referrer_ctx.account_name if referrer_ctx else None,
             ),
         )
-        account_match = None
-        if program.routing.existing_account_match and email_domain_kind(referee.domain) == "work":
-            account_match = ctx.crm.find_account_by_domain(referee.domain)
         routed = self.router.route(
             routing=program.routing, stamp=ctx.stamp, referee=referee,
             intro_strength=submission.intro_strength, referrer=referrer_ctx,
-            account_match=account_match, previous_owners=[], now=now, program_id=program.id)
+            account_match=found.account_match, previous_owners=[], now=now,
+            program_id=program.id)
         routing = routed.decision.model_copy(update={"owner_id": routed.owner.id})
         referral = referral.model_copy(update={
-            "owner_id": routed.owner.id, "routing_reason": routing.reason,
+            "owner_id": routed.owner.id, "owner_name": routed.owner.name,
+            "routing_reason": routing.reason,
             "policy_version": routing.policy_version, "policy_hash": routing.policy_hash,
             "first_action": routing.first_action})
         # Stored before the CRM write: if the CRM fails now, a job finishes the work later
@@ -177,23 +180,34 @@ class Intake:
             reason=referral.routing_reason or "", first_action=referral.first_action or "email",
             policy_version=referral.policy_version or ctx.stamp.version,
             policy_hash=referral.policy_hash or ctx.stamp.content_hash)
-        record = ctx.crm.create_referral(referral, routing)
-        referral.crm_record_id = record.record_id
-        ctx.store.referrals.save(referral, ctx.clock())
+        # The tasks go on the new record in the same CRM call that creates it.
         tasks = [self._first_action_task(referral, owner, program, review_reasons),
                  self._announce(referral, owner, program)]
-        ctx.crm.apply_changes(referral, tasks=[t for t in tasks if t is not None])
+        record = ctx.crm.create_referral(referral, routing,
+                                         tasks=[t for t in tasks if t is not None])
+        referral.crm_record_id = record.record_id
+        ctx.store.referrals.save(referral, ctx.clock())
         return record
 
-    def _evaluate(self, submission: Submission, program: Program,
-                  referrer_ctx: ReferrerContext | None) -> IntakeDecision:
+    def _lookup(self, submission: Submission, program: Program) -> IntakeLookup:
+        referee = submission.referee
+        work = email_domain_kind(referee.domain) == "work"
+        return IntakeLookup(
+            referrer_email=str(submission.referrer_email), referee_email=str(referee.email),
+            domain=referee.domain if work else None,
+            company_key=normalise_company(referee.company),
+            since=self.ctx.clock() - timedelta(days=program.validity.duplicate_lookback_days),
+            owner_refs=frozenset(named_owners(program.routing)),
+            match_account=program.routing.existing_account_match and work,
+            account_team=program.routing.account_team_role is not None)
+
+    def _evaluate(self, submission: Submission, program: Program, lookup: IntakeLookup,
+                  found: IntakeSnapshot) -> IntakeDecision:
         ctx, now = self.ctx, self.ctx.clock()
-        referee, email = submission.referee, str(submission.referee.email)
-        referrer_email = str(submission.referrer_email)
-        domain = referee.domain if email_domain_kind(referee.domain) == "work" else None
-        company_key = normalise_company(referee.company)
-        since = now - timedelta(days=program.validity.duplicate_lookback_days)
-        duplicates = ctx.crm.find_duplicates(email, domain, company_key, since)
+        referee, email = submission.referee, lookup.referee_email
+        referrer_email = lookup.referrer_email
+        domain, company_key, since = lookup.domain, lookup.company_key, lookup.since
+        duplicates = list(found.duplicates)
         duplicates += [
             DuplicateCandidate(kind=DuplicateKind.EARLIER_REFERRAL, matched_on="referral",
                                record_type="Referral", record_id=r.id,
@@ -203,7 +217,7 @@ class Intake:
         ]
         day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
         facts = IntakeFacts(
-            referee=referee, referrer=referrer_ctx,
+            referee=referee, referrer=found.referrer,
             referrer_email=referrer_email, duplicates=duplicates,
             referrals_today=ctx.store.referrals.count_by_referrer_since(referrer_email, day_start),
             referrals_this_month=ctx.store.referrals.count_by_referrer_since(
@@ -216,14 +230,13 @@ class Intake:
 
     def _first_action_task(self, referral: Referral, owner: Owner, program: Program,
                            review_reasons: list[str]) -> CrmTask:
-        assert referral.crm_record_id
         verb = "Call" if referral.first_action == "call" else "E-mail"
         review = ("\nReview before working it: " + "; ".join(review_reasons)
                   if review_reasons else "")
         return CrmTask(
             subject=f"{verb} {referral.referee.full_name} (referred by "
                     f"{referral.referrer.name or 'a customer'})",
-            owner_id=owner.id, what_id=referral.crm_record_id, kind=referral.first_action or "",
+            owner_id=owner.id, kind=referral.first_action or "",
             due=referral.submitted_at + timedelta(hours=program.routing.sla.first_touch_hours),
             description=f"Why you: {referral.routing_reason}{review}",
             key=f"{referral.id}:first-action")

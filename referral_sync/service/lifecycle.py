@@ -70,23 +70,30 @@ class Lifecycle:
             store.referrals.by_record(event.record_id)
         if referral is None:
             return Outcome.NOT_A_REFERRAL
+        # Saved only if no other worker moved the referral meanwhile (else this job re-runs).
+        loaded = referral.status
         target = self._current_status(referral, event)
         if target == referral.status:
             # Our own writes echo back as events, and redeliveries repeat: nothing to do.
-            store.referrals.save(referral, self.ctx.clock())
+            store.referrals.save(referral, self.ctx.clock(), expected=loaded)
             return Outcome.NO_CHANGE
         program = self.ctx.program_for(referral)
+        was_open = loaded not in _CLOSED
         effects = Effects()
         for step in path_to(referral.status, target):
             previous = referral.status
             referral.advance(step, self.ctx.clock(), reason=f"{event.provider}:{event.event_id}")
             self._on_enter(referral, previous, program, effects)
-        applied = self.ctx.crm.apply_changes(referral, fields=self._crm_fields(referral),
-                                             rewards=effects.rewards, tasks=effects.tasks)
-        for entry in effects.rewards:
-            entry.crm_id = applied.rewards.get(entry.key, entry.crm_id)
-            store.ledger.update(entry, self.ctx.clock())
-        store.referrals.save(referral, self.ctx.clock())
+        if effects.rewards or effects.tasks or target not in self.ctx.crm.statuses_set_by_crm:
+            applied = self.ctx.crm.apply_changes(referral, fields=self._crm_fields(referral),
+                                                 rewards=effects.rewards, tasks=effects.tasks)
+            for entry in effects.rewards:
+                entry.crm_id = applied.rewards.get(entry.key, entry.crm_id)
+                store.ledger.update(entry, self.ctx.clock())
+        store.referrals.save(referral, self.ctx.clock(), expected=loaded)
+        # Only once the event is done: a retried event starts from the stored status again,
+        # and must not move the owner's open count twice.
+        self._count_open(referral, was_open)
         log.info("referral advanced", extra={"referral_id": referral.id,
                                              "status": referral.status.value})
         return Outcome.APPLIED
@@ -121,13 +128,16 @@ class Lifecycle:
             context = self._reward(referral, _MILESTONE_FOR[status], program, effects)
         if previous is S.CLOSED_WON:
             context = self._claw_back(referral, program, effects)
-        if status in _CLOSED and referral.owner_id:
-            with self.ctx.store.counters.locked() as counters:
-                counters.increment("open", {referral.owner_id: -1})
         if status in _NOTICE_FOR:
             task = self._notify(referral, _NOTICE_FOR[status], program, context)
             if task is not None:
                 effects.tasks.append(task)
+
+    def _count_open(self, referral: Referral, was_open: bool) -> None:
+        is_open = referral.status not in _CLOSED
+        if was_open != is_open and referral.owner_id:
+            with self.ctx.store.counters.locked() as counters:
+                counters.increment("open", {referral.owner_id: 1 if is_open else -1})
 
     def _reward(self, referral: Referral, milestone: Milestone, program: Program,
                 effects: Effects) -> dict[str, object]:
@@ -175,8 +185,10 @@ class Lifecycle:
         return self.ctx.notifier.notify(
             key=f"{referral.id}:{template}:{len(referral.history)}", template=template,
             recipient=str(referral.referrer.email), referral_id=referral.id,
-            policy=program.notifications, context=context,
-            record_id=referral.crm_record_id, owner_id=referral.owner_id)
+            # No record id: the activity goes on the referral's current record (after
+            # conversion the Opportunity; Salesforce refuses activities on converted Leads).
+            policy=program.notifications, context=context, record_id=None,
+            owner_id=referral.owner_id)
 
     def _crm_fields(self, referral: Referral) -> dict[str, object]:
         entries = self.ctx.store.ledger.entries(referral_id=referral.id)

@@ -3,6 +3,7 @@ counter lock so round robin and caps stay exact across nodes, and return a CRM o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -52,6 +53,12 @@ class OwnerDirectory:
         owner = self._crm.get_owner(ref)
         self._cache[ref] = (now, owner)
         return owner
+
+    def prime(self, owners: Mapping[str, Owner | None]) -> None:
+        """Remember owners the CRM returned along with another read."""
+        now = self._clock()
+        for ref, owner in owners.items():
+            self._cache[ref] = (now, owner)
 
     def unusable(self, refs: set[str]) -> list[str]:
         """Refs that name no owner or an inactive one."""

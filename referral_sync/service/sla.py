@@ -110,7 +110,7 @@ class SlaChecks:
         if snapshot.owner_id and snapshot.owner_id != referral.owner_id:
             # Someone reassigned it in the CRM (or our re-route reached the CRM but not the
             # store): the CRM is the system of record, and the clock restarts.
-            self._assign(referral, snapshot.owner_id, now, reason=None)
+            self._assign(referral, snapshot.owner_id, None, now, reason=None)
             self.ctx.store.referrals.save(referral, now)
             report.adopted += 1
             return
@@ -145,7 +145,8 @@ class SlaChecks:
             return False  # only the fallback queue was left, and it has it already
         with ctx.store.counters.locked() as counters:
             counters.increment("open", {current: -1})
-        self._assign(referral, routed.owner.id, now, reason=routed.decision.reason)
+        self._assign(referral, routed.owner.id, routed.owner.name, now,
+                     reason=routed.decision.reason)
         # CRM first: if we die before saving, the next pass sees the new owner in the CRM
         # and adopts it instead of routing a second time.
         ctx.crm.update_referral(referral)
@@ -163,10 +164,12 @@ class SlaChecks:
         return True
 
     @staticmethod
-    def _assign(referral: Referral, owner_id: str, now: datetime, reason: str | None) -> None:
+    def _assign(referral: Referral, owner_id: str, owner_name: str | None, now: datetime,
+                reason: str | None) -> None:
         if referral.owner_id and referral.owner_id not in referral.previous_owner_ids:
             referral.previous_owner_ids.append(referral.owner_id)
         referral.owner_id = owner_id
+        referral.owner_name = owner_name
         referral.assigned_at = now
         if reason:
             referral.routing_reason = reason

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
+from referral_sync.errors import ConcurrentUpdate
 from referral_sync.models import Referral, ReferralStatus, RewardEntry, RewardState
 from referral_sync.store.tables import (
     cursors,
@@ -35,8 +36,13 @@ class Referrals:
         self._engine = engine
 
     def save(self, referral: Referral, now: datetime, *, company_key: str = "",
-             portal_code: str | None = None) -> None:
-        """Insert or update ``referral``."""
+             portal_code: str | None = None, expected: ReferralStatus | None = None) -> None:
+        """Insert or update ``referral``; with ``expected``, update only while the stored
+        status is still that (compare-and-set).
+
+        Raises:
+            ConcurrentUpdate: the stored status is no longer ``expected``.
+        """
         values = {
             "program": referral.program,
             "status": referral.status.value,
@@ -49,10 +55,13 @@ class Referrals:
             "updated_at": now,
             "data": referral.model_dump(mode="json"),
         }
+        where = referrals.c.id == referral.id
+        if expected is not None:
+            where = sa.and_(where, referrals.c.status == expected.value)
         with self._engine.begin() as conn:
-            updated = conn.execute(
-                referrals.update().where(referrals.c.id == referral.id).values(**values)
-            ).rowcount
+            updated = conn.execute(referrals.update().where(where).values(**values)).rowcount
+            if not updated and expected is not None:
+                raise ConcurrentUpdate(f"referral {referral.id} changed meanwhile")
             if not updated:
                 conn.execute(referrals.insert().values(
                     id=referral.id, submitted_at=referral.submitted_at, company_key=company_key,

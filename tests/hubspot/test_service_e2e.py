@@ -103,3 +103,58 @@ def test_submit_qualify_win_with_redeliveries(wired: Components, double: HubSpot
     task_keys = [t.properties.get("referral_task_key")
                  for t in double.portal.records["tasks"].values()]
     assert len(task_keys) == len(set(task_keys))
+
+
+#: HubSpot API calls per phase of one referral's life through the real service (DESIGN.md
+#: §6 asks ≤ 8 for the whole life; see referral_sync/hubspot/adapter.py for why HubSpot's
+#: floor is higher while rewards, notices and the contact's state are separate records).
+#: A fresh process also reads the owner list and the "Referrer" label id at its first intake,
+#: the reward object's id and the deal pipelines at its first qualification.
+WARM = {"intake": 4, "qualified": 5, "won": 4}
+COLD = {"intake": WARM["intake"] + 2, "qualified": WARM["qualified"] + 2, "won": WARM["won"]}
+
+
+def lifecycle_calls(wired: Components, double: HubSpotDouble, client: FlaskClient,
+                    clock: FakeClock, email: str, first: int) -> dict[str, int]:
+    """Submit, qualify and win one referral (each webhook delivered twice); calls per phase."""
+    calls, counts = wired.crm.api_calls, {}
+    before = calls()
+    result = wired.service.submit(Submission.model_validate({
+        "referrer_email": "maria@acme.example", "intro_strength": "strong",
+        "referee": {"first_name": "Hana", "last_name": "Yusof", "email": email,
+                    "company": f"{email.split('@')[1]} Sdn Bhd"}}))
+    assert result.record is not None
+    contact = result.record.record_id
+    counts["intake"], before = calls() - before, calls()
+    clock.advance(hours=2)
+    update(double.portal, "contacts", contact, {"properties": {"referral_status": "qualified"}})
+    event = change(first, clock, "contact.propertyChange", contact, "referral_status",
+                   "qualified")
+    assert deliver(client, clock, [event, dict(event, attemptNumber=1)]) == 204
+    wired.worker.drain()
+    counts["qualified"], before = calls() - before, calls()
+    referral = wired.store.referrals.get(result.referral.id)
+    assert referral is not None and referral.crm_opportunity_id is not None
+    clock.advance(days=10)
+    update(double.portal, "deals", referral.crm_opportunity_id,
+           {"properties": {"dealstage": "closedwon", "amount": "40000"}})
+    event = change(first + 1, clock, "deal.propertyChange", referral.crm_opportunity_id,
+                   "dealstage", "closedwon")
+    assert deliver(client, clock, [event, dict(event, attemptNumber=1)]) == 204
+    wired.worker.drain()
+    counts["won"] = calls() - before
+    referral = wired.store.referrals.get(result.referral.id)
+    assert referral is not None and referral.status is ReferralStatus.CLOSED_WON
+    return counts
+
+
+def test_api_calls_per_lifecycle_in_a_cold_and_a_warm_process(
+        wired: Components, double: HubSpotDouble, clock: FakeClock) -> None:
+    client = create_app(wired.settings, components=wired).test_client()
+    cold = lifecycle_calls(wired, double, client, clock, "hana@kelp-two.example", 1)
+    warm = lifecycle_calls(wired, double, client, clock, "ivan@orca-three.example", 3)
+    assert all(cold[phase] <= COLD[phase] for phase in COLD), cold
+    assert all(warm[phase] <= WARM[phase] for phase in WARM), warm
+    assert sum(warm.values()) <= 13 and sum(cold.values()) <= 17
+    tasks = [t.properties.get("referral_task_key") for t in double.portal.records["tasks"].values()]
+    assert len(tasks) == len(set(tasks)) == 8  # first action + 3 notices, per referral

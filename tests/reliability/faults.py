@@ -17,11 +17,15 @@ from referral_sync.crm import (
     CrmRecordRef,
     CrmTask,
     DuplicateCandidate,
+    IntakeLookup,
+    IntakeSnapshot,
     Owner,
     ReferralSnapshot,
     ReferrerContext,
     SchemaChange,
     apply_one_by_one,
+    load_intake_one_by_one,
+    on_record,
 )
 from referral_sync.errors import CrmRetryableError
 from referral_sync.models import ChangeEvent, Referral, RewardEntry, RoutingDecision
@@ -42,6 +46,7 @@ class FaultyCrm:
         self.retry_after = retry_after
         self.provider = inner.provider
         self.events_carry_current_state = inner.events_carry_current_state
+        self.statuses_set_by_crm = inner.statuses_set_by_crm
         self.rate = rate
         self.rng = random.Random(seed)
         self.kill_after: int | None = None
@@ -92,8 +97,18 @@ class FaultyCrm:
     def get_owner(self, ref: str) -> Owner | None:
         return self._call(lambda: self.inner.get_owner(ref))
 
-    def create_referral(self, referral: Referral, decision: RoutingDecision) -> CrmRecordRef:
-        return self._call(lambda: self.inner.create_referral(referral, decision), write=True)
+    def load_intake(self, lookup: IntakeLookup) -> IntakeSnapshot:
+        # Read by read through the faults, like a CRM that cannot batch.
+        return load_intake_one_by_one(self, lookup)
+
+    def create_referral(self, referral: Referral, decision: RoutingDecision, *,
+                        tasks: Sequence[CrmTask] = ()) -> CrmRecordRef:
+        # The record, then each task, through the faults: a failure can leave the record
+        # without its tasks, and the retry must finish the job without repeating any.
+        record = self._call(lambda: self.inner.create_referral(referral, decision), write=True)
+        for task in tasks:
+            self.create_task(on_record(task, record.record_id))
+        return record
 
     def update_referral(self, referral: Referral, *,
                         fields: dict[str, object] | None = None) -> None:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from referral_sync.cli import cli
-from referral_sync.errors import CrmPermanentError, CrmRetryableError
+from referral_sync.errors import ConcurrentUpdate, CrmPermanentError, CrmRetryableError
 from referral_sync.local import tables as t
 from referral_sync.models import ChangeEvent, CrmObject
 from referral_sync.store import JobState
@@ -75,6 +75,39 @@ def test_the_attempt_limit_turns_retries_into_a_dead_letter(world: World,
         wclock.advance(3600)
     assert outcomes == [(1, 0), (1, 0), (0, 1)]
     assert (job_row(world).state, job_row(world).attempts) == (JobState.DEAD, 3)
+
+
+def test_a_lost_race_runs_the_event_again_at_once(world: World) -> None:
+    referral_id, events = qualified_event(world)
+    worker = world.components.worker
+    handle, races = worker.handle, []
+
+    def racing(event: ChangeEvent) -> object:
+        if len(races) < 2:  # another worker saved the referral first, twice
+            races.append(event.event_id)
+            raise ConcurrentUpdate(f"referral {referral_id} changed meanwhile")
+        return handle(event)
+
+    worker.handle = racing
+    world.deliver(events[-1:])
+    stats = worker.run_once()
+    assert (stats.processed, stats.retried, len(races)) == (1, 0, 2)
+    assert (job_row(world).state, job_row(world).attempts) == (JobState.DONE, 1)
+    stored = world.components.store.referrals.get(referral_id)
+    assert stored is not None and stored.status.value == "qualified"
+
+
+def test_a_referral_that_keeps_changing_falls_back_to_backoff(world: World) -> None:
+    _, events = qualified_event(world)
+    worker = world.components.worker
+
+    def always_racing(event: ChangeEvent) -> object:
+        raise ConcurrentUpdate("changed meanwhile")
+
+    worker.handle = always_racing
+    world.deliver(events[-1:])
+    assert worker.run_once().retried == 1
+    assert "ConcurrentUpdate" in job_row(world).last_error
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

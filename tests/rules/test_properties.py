@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from referral_sync.models import IntroStrength, Milestone, Referral, Referrer
+from referral_sync.models import IntroStrength, Milestone, Referral, Referrer, RoutingDecision
 from referral_sync.program.schema import Program, Routing
 from referral_sync.rules import (
     RewardFacts,
@@ -170,6 +170,18 @@ def test_same_inputs_same_decision(
         STAMP,
     )
     assert first.model_dump() == again.model_dump()
+
+
+@settings(max_examples=100, deadline=None)
+@given(routings(), routing_facts(), states)
+def test_decision_with_its_lazy_trace_round_trips_through_its_dump(
+    policy: Routing, facts: RoutingFacts, state: RoutingState
+) -> None:
+    decision = route_referral(facts, policy, state, STAMP)
+    validated = RoutingDecision.model_validate(decision.model_dump())
+    assert decision == validated
+    assert repr(decision) == repr(validated)
+    assert decision.model_fields_set == set(RoutingDecision.model_fields)
 
 
 @settings(max_examples=300, deadline=None)

@@ -1,8 +1,10 @@
-"""The simulator: replay semantics, the diff between two policies, CSV history, the command."""
+"""The simulator: replay semantics, the diff between two policies, CSV history, the command,
+and the two-process replay (the same results as one process)."""
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -15,8 +17,10 @@ from referral_sync.errors import ConfigurationError
 from referral_sync.models import IntroStrength
 from referral_sync.program.loader import LoadedProgram, load_program
 from referral_sync.rules import IntakeOutcome
-from referral_sync.simulate import SimulationCase, simulate, summary_for
+from referral_sync.simulate import SimulationCase, default_processes, simulate, summary_for
 from referral_sync.simulate_history import generate_history, read_history_csv
+from referral_sync.simulate_parallel import CHUNK
+from referral_sync.simulate_replay import Admission, CaseKeys
 
 from .conftest import make_referee, make_referrer
 
@@ -192,3 +196,52 @@ def test_command_json_and_usage_errors(tmp_path: Path) -> None:
     invalid = runner.invoke(cli, ["simulate", "--policy", str(broken), "--generate", "5"])
     assert invalid.exit_code == 1
     assert "programs[0].routing.strategy" in invalid.output
+
+
+@pytest.fixture(scope="module")
+def history() -> list[SimulationCase]:
+    # three chunks and a part of the two-process replay
+    return list(generate_history(2 * CHUNK + 300, seed=11))
+
+
+@pytest.mark.parametrize("against", [None, "default"])
+def test_two_processes_decide_exactly_what_one_does(
+    history: list[SimulationCase],
+    reps: LoadedProgram,
+    default_loaded: LoadedProgram,
+    against: str | None,
+) -> None:
+    current = default_loaded if against else None
+    one = [r.model_dump() for r in simulate(history, reps, current, processes=1)]
+    two = [r.model_dump() for r in simulate(history, reps, current, processes=2)]
+    assert two == one
+    assert [r["case_id"] for r in two] == [c.id for c in history]
+
+
+def test_a_stream_of_cases_is_replayed_in_this_process(
+    history: list[SimulationCase], reps: LoadedProgram
+) -> None:
+    streamed = simulate(iter(history[:50]), reps, processes=2)
+    listed = simulate(history[:50], reps, processes=1)
+    assert [r.model_dump() for r in streamed] == [r.model_dump() for r in listed]
+    assert default_processes(10) == 1
+
+
+def test_stopping_early_ends_the_worker(history: list[SimulationCase], reps: LoadedProgram) -> None:
+    results = simulate(history, reps, processes=2)
+    first = [next(results) for _ in range(3)]
+    results.close()
+    assert [r.case_id for r in first] == [c.id for c in history[:3]]
+    assert not multiprocessing.active_children()
+
+
+def test_a_failure_in_the_worker_is_raised_here(
+    history: list[SimulationCase], reps: LoadedProgram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: Admission, case: SimulationCase, keys: CaseKeys) -> None:
+        raise ValueError(f"cannot admit {case.id}")
+
+    monkeypatch.setattr(Admission, "admit", broken)  # the forked worker inherits it
+    with pytest.raises(ValueError, match="cannot admit"):
+        list(simulate(history, reps, processes=2))
+    assert not multiprocessing.active_children()

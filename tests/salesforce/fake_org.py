@@ -9,7 +9,6 @@ referral-sync did not install fails here as it would in an org.
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import responses
 
 from referral_sync.salesforce import automation
+from referral_sync.salesforce.schema import REFERRAL_ID, REFERRAL_STATUS
 from tests.salesforce.fake_metadata import MD, FakeMetadataApi
 
 INSTANCE = "acme.my.salesforce.com"
@@ -76,6 +76,8 @@ class FakeOrg:
         self.account_teams = account_teams
         self.assignment_rule_owner: str | None = None
         self.auto_assign: list[str] = []
+        #: Whether referral-sync's conversion Flow is deployed (``automation.conversion_flow``).
+        self.conversion_flow = True
         self._counter = 0
         self.cursors: dict[str, list[dict[str, Any]]] = {}
         base = re.compile(rf"https://{re.escape(INSTANCE)}/services/data/v{VERSION}/.*")
@@ -138,10 +140,19 @@ class FakeOrg:
             if target in ids:
                 for source, dest in pairs:
                     self.db[target][ids[target]][dest] = lead.get(source)
+        if opportunity:
+            self.before_insert("Opportunity", self.db["Opportunity"][ids["Opportunity"]])
         self.update("Lead", lead_id, IsConverted=True, Status="Closed - Converted",
                     ConvertedAccountId=ids["Account"], ConvertedContactId=ids["Contact"],
                     ConvertedOpportunityId=ids.get("Opportunity"))
         return ids
+
+    def before_insert(self, sobject: str, record: dict[str, Any]) -> None:
+        """Run the deployed before-save Flows on a record being created (its field values,
+        mapped ones included, already set; the Flow's assignment wins over them)."""
+        if (self.conversion_flow and sobject == "Opportunity"
+                and record.get(REFERRAL_ID) not in (None, "")):
+            record[REFERRAL_STATUS] = automation.CONVERTED_STATUS
 
     def _convert_mappings(self) -> dict[str, list[tuple[str, str]]]:
         element = self.metadata.element("LeadConvertSettings", "LeadConvertSettings")
@@ -233,7 +244,7 @@ class FakeOrg:
         path = request.url.split(f"/services/data/v{VERSION}/", 1)[1]
         body = json.loads(request.body) if request.body else None
         if path == "composite" and request.method == "POST":
-            status, answer = 200, self._composite(body)
+            status, answer = self._composite(body)
         else:
             status, answer = self._dispatch(request.method, path, body, dict(request.headers))
         headers = {"Sforce-Limit-Info": "api-usage=25/15000"}
@@ -248,38 +259,10 @@ class FakeOrg:
 
         return dispatch(self, method, path, body, headers)
 
-    def _composite(self, payload: Mapping[str, Any]) -> dict[str, Any]:
-        all_or_none = bool(payload.get("allOrNone"))
-        saved = copy.deepcopy(self.db) if all_or_none else None
-        bodies: dict[str, Any] = {}
-        out: list[dict[str, Any]] = []
-        failed = False
-        for sub in payload["compositeRequest"]:
-            ref = sub["referenceId"]
-            if failed and all_or_none:
-                out.append(_halted(ref))
-                continue
-            try:
-                url = _resolve(sub["url"], bodies)
-                body = _resolve(sub.get("body"), bodies)
-            except LookupError as exc:
-                status, answer = 400, error("PROCESSING_HALTED",
-                                            f"Invalid reference specified. No value for {exc}")
-            else:
-                path = urlsplit(url).path.split(f"/services/data/v{VERSION}/", 1)[1]
-                query = urlsplit(url).query
-                status, answer = self._dispatch(sub["method"], path + ("?" + query if query
-                                                                       else ""),
-                                                body, sub.get("httpHeaders") or {})
-            bodies[ref] = answer
-            out.append({"body": answer, "httpHeaders": {}, "httpStatusCode": status,
-                        "referenceId": ref})
-            failed = failed or status >= 400
-        if failed and all_or_none and saved is not None:
-            self.db = saved
-            out = [item if item["httpStatusCode"] >= 400 else _halted(item["referenceId"])
-                   for item in out]
-        return {"compositeResponse": out}
+    def _composite(self, payload: Mapping[str, Any]) -> tuple[int, Any]:
+        from tests.salesforce.fake_rest import composite
+
+        return composite(self, payload)
 
     def record_by_id(self, record_id: Any) -> tuple[str, dict[str, Any]] | None:
         """Find a record of any type by id."""
@@ -322,40 +305,6 @@ class FakeOrg:
         nested = out.get(head) or {"attributes": {"type": parent[0]}}
         self._put(nested, parent[0], parent[1], parts[1:])
         out[head] = nested
-
-
-def _halted(ref: str) -> dict[str, Any]:
-    return {"body": error("PROCESSING_HALTED", "The transaction was rolled back since another "
-                          "operation in the same transaction failed."),
-            "httpHeaders": {}, "httpStatusCode": 400, "referenceId": ref}
-
-
-_REFERENCE = re.compile(r"@\{([A-Za-z0-9_]+)((?:\.[A-Za-z0-9_]+|\[\d+\])*)\}")
-
-
-def _lookup(match: re.Match[str], bodies: Mapping[str, Any]) -> Any:
-    value: Any = bodies[match.group(1)]
-    for step in re.findall(r"\.([A-Za-z0-9_]+)|\[(\d+)\]", match.group(2)):
-        value = value[step[0]] if step[0] else value[int(step[1])]
-    if value is None:
-        raise LookupError(match.group(0))
-    return value
-
-
-def _resolve(value: Any, bodies: Mapping[str, Any]) -> Any:
-    try:
-        if isinstance(value, str):
-            whole = _REFERENCE.fullmatch(value)
-            if whole:
-                return _lookup(whole, bodies)
-            return _REFERENCE.sub(lambda m: str(_lookup(m, bodies)), value)
-        if isinstance(value, Mapping):
-            return {k: _resolve(v, bodies) for k, v in value.items()}
-        if isinstance(value, list):
-            return [_resolve(v, bodies) for v in value]
-    except (KeyError, IndexError, TypeError) as exc:
-        raise LookupError(str(exc)) from exc
-    return value
 
 
 def sort_key(value: Any) -> tuple[int, Any]:

@@ -1,8 +1,10 @@
 """A small SOQL evaluator for the Salesforce test double.
 
-Supports what referral-sync sends: ``SELECT`` field paths (``Account.Owner.IsActive``),
-``WHERE`` with AND/OR/NOT and parentheses, ``= != < <= > >= LIKE IN``, string (with SOQL
-escapes), number, boolean, null and datetime literals, ``ORDER BY`` (ASC/DESC) and ``LIMIT``.
+Supports what referral-sync sends: ``SELECT`` field paths (``Account.Owner.IsActive``) and
+child-relationship subqueries (``(SELECT Id FROM Opportunities WHERE ... LIMIT 5)``),
+``WHERE`` with AND/OR/NOT and parentheses, ``= != < <= > >= LIKE IN NOT IN``, semi-joins
+(``Id IN (SELECT AccountId FROM Contact ...)``), string (with SOQL escapes), number, boolean,
+null and datetime literals, ``ORDER BY`` (ASC/DESC) and ``LIMIT``.
 Anything else raises ``SoqlError`` — the double answers that as Salesforce does, with HTTP 400
 ``MALFORMED_QUERY`` — so a query our code builds wrongly fails the tests.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -33,13 +35,24 @@ class SoqlError(ValueError):
 
 @dataclass(frozen=True)
 class Query:
-    """A parsed query."""
+    """A parsed query; in a child subquery ``sobject`` is the relationship name."""
 
     fields: list[str]
     sobject: str
     where: Callable[[Callable[[str], Any]], bool]
     order: list[tuple[str, bool]]
     limit: int | None
+    children: list[Query] = field(default_factory=list)
+    semi_joins: list[SemiJoin] = field(default_factory=list)
+
+
+@dataclass
+class SemiJoin:
+    """``X IN (SELECT ...)``; whoever runs the outer query fills ``values`` first (the
+    parser cannot: the inner query needs the org's records)."""
+
+    query: Query
+    values: list[Any] = field(default_factory=list)
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
@@ -114,6 +127,7 @@ class _Parser:
     def __init__(self, tokens: list[tuple[str, str]]) -> None:
         self.tokens = tokens
         self.pos = 0
+        self.semi_joins: list[SemiJoin] = []
 
     def peek(self) -> tuple[str, str]:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else ("end", "")
@@ -168,27 +182,90 @@ class _Parser:
             inner = self.condition()
             self.expect("op", ")")
             return inner
-        field = self.expect("name")
+        name = self.expect("name")
+        negated = self.word("NOT")
         if self.word("IN"):
-            self.expect("op", "(")
-            values = [self.value()]
-            while self.peek() == ("op", ","):
-                self.pos += 1
-                values.append(self.value())
-            self.expect("op", ")")
-            return lambda get: any(_compare(get(field), "=", v) for v in values)
+            member = self.members(name)
+            return (lambda get: not member(get)) if negated else member
+        if negated:
+            raise SoqlError("expected IN after NOT")
         if self.word("LIKE"):
             kind, text = self.peek()
             if kind != "string":
                 raise SoqlError("LIKE needs a string")
             self.pos += 1
             pattern = text[1:-1]  # _like treats every backslash escape as a literal
-            return lambda get: _like(get(field), pattern)
+            return lambda get: _like(get(name), pattern)
         op = self.expect("op")
         if op not in ("=", "!=", "<", "<=", ">", ">="):
             raise SoqlError(f"unexpected operator {op!r}")
         right = self.value()
-        return lambda get: _compare(get(field), op, right)
+        return lambda get: _compare(get(name), op, right)
+
+    def members(self, name: str) -> Callable[[Callable[[str], Any]], bool]:
+        """The rest of ``name IN (...)``: a value list or a semi-join."""
+        self.expect("op", "(")
+        if self.peek()[0] == "name" and self.peek()[1].upper() == "SELECT":
+            inner = self.query(nested=True)
+            if len(inner.fields) != 1 or inner.children:
+                raise SoqlError("a semi-join subquery selects exactly one field")
+            self.expect("op", ")")
+            semi = SemiJoin(inner)
+            self.semi_joins.append(semi)
+            return lambda get: any(_compare(get(name), "=", v) for v in semi.values)
+        values = [self.value()]
+        while self.peek() == ("op", ","):
+            self.pos += 1
+            values.append(self.value())
+        self.expect("op", ")")
+        return lambda get: any(_compare(get(name), "=", v) for v in values)
+
+    def select_list(self, *, nested: bool) -> tuple[list[str], list[Query]]:
+        """Field paths and (at the top level only) child-relationship subqueries."""
+        fields: list[str] = []
+        children: list[Query] = []
+        while True:
+            if self.peek() == ("op", "(") and not nested:
+                self.pos += 1
+                children.append(self.query(nested=True))
+                self.expect("op", ")")
+            else:
+                fields.append(self.expect("name"))
+            if self.peek() != ("op", ","):
+                return fields, children
+            self.pos += 1
+
+    def query(self, *, nested: bool = False) -> Query:
+        """``SELECT ... FROM ... [WHERE] [ORDER BY] [LIMIT]``; stops before a closing
+        parenthesis when ``nested``."""
+        outer, self.semi_joins = self.semi_joins, []
+        self.expect("name", "SELECT")
+        fields, children = self.select_list(nested=nested)
+        self.expect("name", "FROM")
+        sobject = self.expect("name")
+        where: Callable[[Callable[[str], Any]], bool] = lambda get: True  # noqa: E731
+        if self.word("WHERE"):
+            where = self.condition()
+        order = self.order_by()
+        limit = int(float(self.value())) if self.word("LIMIT") else None
+        query = Query(fields, sobject, where, order, limit, children, self.semi_joins)
+        self.semi_joins = outer
+        return query
+
+    def order_by(self) -> list[tuple[str, bool]]:
+        order: list[tuple[str, bool]] = []
+        if not self.word("ORDER"):
+            return order
+        self.expect("name", "BY")
+        while True:
+            name = self.expect("name")
+            descending = self.word("DESC")
+            if not descending:
+                self.word("ASC")
+            order.append((name, descending))
+            if self.peek() != ("op", ","):
+                return order
+            self.pos += 1
 
 
 def parse(text: str) -> Query:
@@ -198,31 +275,7 @@ def parse(text: str) -> Query:
         SoqlError: when the query is outside the supported subset or malformed.
     """
     parser = _Parser(_tokens(text))
-    parser.expect("name", "SELECT")
-    fields = [parser.expect("name")]
-    while parser.peek() == ("op", ","):
-        parser.pos += 1
-        fields.append(parser.expect("name"))
-    parser.expect("name", "FROM")
-    sobject = parser.expect("name")
-    where: Callable[[Callable[[str], Any]], bool] = lambda get: True  # noqa: E731
-    if parser.word("WHERE"):
-        where = parser.condition()
-    order: list[tuple[str, bool]] = []
-    if parser.word("ORDER"):
-        parser.expect("name", "BY")
-        while True:
-            name = parser.expect("name")
-            descending = parser.word("DESC")
-            if not descending:
-                parser.word("ASC")
-            order.append((name, descending))
-            if parser.peek() != ("op", ","):
-                break
-            parser.pos += 1
-    limit = None
-    if parser.word("LIMIT"):
-        limit = int(float(parser.value()))
+    query = parser.query()
     if parser.peek()[0] != "end":
         raise SoqlError(f"unexpected {parser.peek()[1]!r}")
-    return Query(fields, sobject, where, order, limit)
+    return query

@@ -13,8 +13,10 @@ import pytest
 
 etree = pytest.importorskip("lxml.etree")
 
+from referral_sync.models import ReferralStatus  # noqa: E402
 from referral_sync.salesforce import automation, sfdx  # noqa: E402
 from referral_sync.salesforce import schema as s  # noqa: E402
+from referral_sync.salesforce.status import StatusMapping  # noqa: E402
 from referral_sync.salesforce.xsd import metadata_schema, render  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[2] / "deploy" / "salesforce"
@@ -93,6 +95,31 @@ def test_files_cover_the_python_definitions(generated: dict[PurePosixPath, bytes
     assert b"<includeSessionId>false</includeSessionId>" in workflow
     project = json.loads(generated[PurePosixPath("sfdx-project.json")])
     assert project["sourceApiVersion"] == s.API_VERSION
+
+
+def test_conversion_flow_sets_the_opportunity_status_before_save_on_create(
+        generated: dict[PurePosixPath, bytes]) -> None:
+    path = sfdx.SOURCE_DIR / "flows" / "Referral_Sync_Opportunity_Converted.flow-meta.xml"
+    flow = etree.fromstring(generated[path])
+
+    def text(xpath: str) -> list[str]:
+        found = flow.xpath(xpath, namespaces={"md": MD})
+        return [str(v) for v in found if str(v).strip()]  # not the indentation
+
+    label = StatusMapping().label(ReferralStatus.OPPORTUNITY)
+    assert label == "Opportunity" and label in s.STATUS_VALUES
+    assert text("md:start/md:triggerType/text()") == ["RecordBeforeSave"]
+    assert text("md:start/md:recordTriggerType/text()") == ["Create"]
+    assert text("md:start/md:object/text()") == ["Opportunity"]
+    assert text("md:start/md:filters/*/text() | md:start/md:filters/md:value/*/text()") == [
+        "Referral_Id__c", "IsNull", "false"]
+    assert text("md:start/md:connector/md:targetReference/text()") == text(
+        "md:assignments/md:name/text()")
+    assert text("md:assignments/md:assignmentItems/*/text() | "
+                "md:assignments/md:assignmentItems/md:value/*/text()") == [
+        "$Record.Referral_Status__c", "Assign", label]
+    assert text("md:processType/text()") + text("md:status/text()") == [
+        "AutoLaunchedFlow", "Active"]
 
 
 def test_generator_renders_an_org_specific_copy_and_reports_changes(tmp_path: Path) -> None:

@@ -9,7 +9,17 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from referral_sync.models import Milestone, RewardEntry
+import pytest
+
+from referral_sync.errors import ConcurrentUpdate
+from referral_sync.models import (
+    Milestone,
+    Referee,
+    Referral,
+    ReferralStatus,
+    Referrer,
+    RewardEntry,
+)
 from referral_sync.store import OutboxMessage, Store
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -68,3 +78,22 @@ def test_a_periodic_task_is_claimed_by_one_node_per_interval(store: Store) -> No
     assert not store.schedules.claim("sweep", T0 + timedelta(seconds=4), 5)
     assert store.schedules.claim("sweep", T0 + timedelta(seconds=5), 5)
     assert store.schedules.last_run("sweep") == T0 + timedelta(seconds=5)
+
+
+def test_a_referral_saved_with_an_expected_status_never_overwrites_a_newer_one(
+        store: Store) -> None:
+    referral = Referral(
+        id="ref_cas", submitted_at=T0, referrer=Referrer(email="r@x.com"),
+        referee=Referee(first_name="A", last_name="B", email="a@b.com", company="B Inc"))
+    store.referrals.save(referral, T0)
+    newer = referral.model_copy(deep=True)
+    newer.advance(ReferralStatus.DISQUALIFIED, T0, reason="worker B")
+    stale = referral.model_copy(deep=True)
+    stale.advance(ReferralStatus.QUALIFIED, T0, reason="worker A")
+    store.referrals.save(newer, T0, expected=ReferralStatus.SUBMITTED)
+
+    with pytest.raises(ConcurrentUpdate):
+        store.referrals.save(stale, T0, expected=ReferralStatus.SUBMITTED)
+
+    stored = store.referrals.get("ref_cas")
+    assert stored is not None and stored.status is ReferralStatus.DISQUALIFIED

@@ -240,12 +240,17 @@ def batch(portal: Portal, object_type: str, action: str, body: dict[str, Any]) -
         raise ApiError(400, "VALIDATION_ERROR", "Batch input limit is 100")
     results, errors = [], []
     for item in inputs:
+        # HubSpot echoes an input's write trace id on its result, or on its error (207).
+        trace = item.get("objectWriteTraceId")
         try:
-            results.append(_batch_one(portal, object_type, action, item, body))
+            result = _batch_one(portal, object_type, action, item, body)
+            results.append({**result, "objectWriteTraceId": trace} if trace else result)
         except ApiError as exc:
+            context = {"ids": [str(item.get("id", ""))]} if "id" in item else {}
+            if trace:
+                context["objectWriteTraceId"] = [str(trace)]
             errors.append({"status": "error", "category": exc.body["category"],
-                           "message": exc.body["message"],
-                           "context": {"ids": [str(item.get("id", ""))]}, "errors": []})
+                           "message": exc.body["message"], "context": context, "errors": []})
     stamp = iso(portal.clock())
     answer: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": stamp,
                               "completedAt": stamp}
