@@ -125,6 +125,9 @@ class CrmTask(BaseModel):
     due: datetime | None = None
     kind: str = "task"
     key: str | None = None
+    #: The reward a referrer notice announces (its ledger key); a CRM may keep the notice on
+    #: that reward's record instead of a task of its own (HubSpot does).
+    reward_key: str | None = None
 
 
 class SchemaChange(BaseModel):
@@ -182,9 +185,6 @@ class CrmPort(Protocol):
     ``CrmPermanentError`` / ``CrmRetryableError`` and retry internally."""
 
     provider: str
-    #: True when a change event carries the record's whole current state (Salesforce Outbound
-    #: Messages); the service then trusts a forward status change without re-reading.
-    events_carry_current_state: bool
     #: Statuses the CRM's own automation writes to the referral status field (Salesforce:
     #: ``converted``, set by the installed conversion Flow); moving there with no reward or
     #: notice to write needs no API call.

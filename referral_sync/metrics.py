@@ -102,7 +102,6 @@ class MeteredCrm:
         self.inner = inner
         self.metrics = metrics
         self.provider = inner.provider
-        self.events_carry_current_state = inner.events_carry_current_state
         self.statuses_set_by_crm = inner.statuses_set_by_crm
 
     def _call(self, operation: str, fn: Callable[[], T]) -> T:

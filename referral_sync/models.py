@@ -372,8 +372,8 @@ class ChangeEvent(BaseModel):
 
     ``event_id`` is unique per provider delivery (Outbound Message notification id, HubSpot
     ``eventId``, local change sequence) and is the inbox's idempotency key.
-    ``status`` is the referral status the change implies, if any; processing re-reads
-    the record because the event may be stale.
+    ``status`` is the referral status the change implies, if any. Events arrive late and
+    out of order, so processing re-reads the record unless the event is ``complete``.
     """
 
     provider: str
@@ -386,6 +386,10 @@ class ChangeEvent(BaseModel):
     amount: Decimal | None = None
     reason: str | None = None
     fields: dict[str, Any] = Field(default_factory=dict)
+    #: True when the event holds everything processing needs to move the referral forward to
+    #: ``status`` (a Salesforce record sent whole; a HubSpot qualification, which needs no
+    #: other property): a forward move is then trusted without re-reading the record
+    complete: bool = False
     #: set when processing must do nothing: an echo of our own write, an event type we do
     #: not handle, another portal's event (stored for the record, then ignored)
     noop_reason: str | None = None

@@ -1,22 +1,24 @@
 """``HubSpotCrm``: the CRM port on HubSpot (contacts as referral records, deals, rewards).
 
-API calls of one referral's life through the service (``benchmarks/bench_api_calls.py``):
+API calls of one referral's life through the service, 8 (``benchmarks/bench_api_calls.py``):
 
 - intake, 4: a contacts search (referee by e-mail and domain, referrer by e-mail) and a
   companies search (referee's domain and name, referrer's company), the contact create with
   its "Referrer" association inline, one batch create of its tasks (first action, notice);
-- qualified, 5: re-read the contact with its deal associations, create the deal (contact
-  association inline), create the reward (associations inline), create the notice, update
-  the contact's state;
-- closed-won, 4: re-read the deal, create the reward, create the notice, update the contact.
+- qualified, 2: the deal create (contact association inline) and the reward create
+  (associations inline) carrying the notice that told the referrer. No re-read: the webhook
+  says the contact's ``referral_status`` is now qualified, and a forward move needs nothing
+  more (``ChangeEvent.complete``);
+- closed-won, 2: re-read the deal (a stage means nothing without the pipeline metadata, and
+  the reward may depend on the amount), the reward create with its notice.
 
-HubSpot has no request that writes two object types, so 13 is the floor while a milestone
-writes a reward record, a notice task and the contact's state; DESIGN.md §6's 8 would need
-fewer records per milestone (the reward and notice on the deal, no contact mirror once the
-deal exists). A process also reads the owner list and the label id at its first intake, and
-the reward object and the pipelines at its first qualification (the owner list again every
-15 minutes, the pipelines every hour). Task keys are searched for only where the task could
-exist already (a retry, a notice with no new reward); unchanged properties are never re-sent.
+HubSpot has no request that writes two object types, so each milestone writes one record: a
+milestone's notice is a property of its reward, and once the deal exists it is the
+referral's record (its stage is the status) and the contact is not written again, as a
+converted Lead is not in Salesforce. A process also reads the owner list and the label id at
+its first intake, and the reward object and the pipelines at its first qualification (the
+owner list again every 15 minutes, the pipelines every hour). Task keys are searched for only
+where the task could exist already (a retry); unchanged properties are never re-sent.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from referral_sync.hubspot.owners import OwnerDirectory
 from referral_sync.hubspot.pipelines import PipelineCache
 from referral_sync.hubspot.reads import ReferralReader
 from referral_sync.hubspot.referrals import RecordWriter
-from referral_sync.hubspot.rewards import RewardWriter, Written, deal_reward_properties
+from referral_sync.hubspot.rewards import RewardWriter, deal_reward_properties, notice_text
 from referral_sync.hubspot.schema import RewardMode, SchemaManager
 from referral_sync.hubspot.search import RateLimiter, Searcher
 from referral_sync.hubspot.tasks import TaskWriter
@@ -61,8 +63,6 @@ class HubSpotCrm:
     """The CRM port on a HubSpot portal."""
 
     provider = PROVIDER
-    # Webhooks carry one changed property, not the record: processing re-reads it.
-    events_carry_current_state = False
     statuses_set_by_crm: frozenset[ReferralStatus] = frozenset()
 
     def __init__(self, client: HubSpotClient, mapping: CrmMapping, *,
@@ -179,40 +179,41 @@ class HubSpotCrm:
     ) -> AppliedChanges:
         """Everything one event changes, in this order (HubSpot has no cross-object batch):
         the deal when the state write creates it (its contact association inline), the
-        rewards (one create or batch create, associations inline), the tasks (one batch
-        create, associations inline, after at most one search for the keys that may exist
-        already), then the contact's changed state (one update, none if nothing changed).
+        rewards (one create or batch create, associations inline), the tasks
+        (one batch create, associations inline, after at most one search for the keys that
+        may exist already), then the contact's changed state (one update, none if nothing
+        changed; none at all once the deal exists, which is then the referral's record).
 
-        A task whose key embeds the key of a reward created new in this call (a milestone's
-        notice, ``notice:<referral>:<milestone>:<n>``) is not searched for: every attempt
-        writes the rewards before the tasks, so an earlier attempt that got as far as the
-        notice would have created the reward, and it would not be new now.
+        A referrer notice that announces a reward (``CrmTask.reward_key``) is kept on that
+        reward's record, written in the same request, not as a task of its own: a reward and
+        its notice cannot be half-written, and a milestone costs one write. When the reward
+        is not in this call, an earlier call wrote it, and its notice with it.
         """
-        stashed = self._stash_for_deal(referral, fields, rewards)
+        self._records.link(referral)
+        notices = {t.reward_key: notice_text(t) for t in tasks if t.reward_key}
+        tasks = [t for t in tasks if not t.reward_key]
+        stashed = self._stash_for_deal(referral, fields, rewards, notices)
         contact_id, changed = (self._records.state(referral, fields) if fields is not None
                                else (None, {}))
-        written = self._rewards.write_many([e for e in rewards if e.key not in stashed])
+        written = self._rewards.write_many([e for e in rewards if e.key not in stashed],
+                                           notices)
         deal_id = self._records.deal_of(referral) or ""
-        written.update({key: Written(deal_id) for key in stashed})
-        new = [key for key, w in written.items() if w.new]
-        absent = {str(t.key) for t in tasks
-                  if t.key and any(f":{key}:" in f":{t.key}:" for key in new)}
+        written.update({key: deal_id for key in stashed})
         task_ids = self._tasks.create_many(
-            [self._on_referral(t, referral, contact_id) for t in tasks], absent=absent)
+            [self._on_referral(t, referral, contact_id) for t in tasks])
         if contact_id:
             self._records.write_contact(contact_id, changed)
-        return AppliedChanges(rewards={k: w.record_id for k, w in written.items()},
-                              tasks=task_ids)
+        return AppliedChanges(rewards=written, tasks=task_ids)
 
     def _stash_for_deal(self, referral: Referral, fields: dict[str, object] | None,
-                        rewards: Sequence[RewardEntry]) -> set[str]:
+                        rewards: Sequence[RewardEntry], notices: dict[str, str]) -> set[str]:
         """Fallback rewards (deal properties) of a referral whose deal this call creates go
         out with the deal's creation instead of in a call of their own."""
         if not rewards or fields is None or not self._records.deal_due(referral) or \
                 self.schema.reward_schema() is not None:
             return set()
         for entry in rewards:
-            self._memo.stash(referral.id, deal_reward_properties(entry))
+            self._memo.stash(referral.id, deal_reward_properties(entry, notices.get(entry.key)))
         return {entry.key for entry in rewards}
 
     def _on_referral(self, task: CrmTask, referral: Referral,

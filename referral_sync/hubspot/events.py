@@ -15,7 +15,7 @@ time): a redelivery gives the same id, a different event with a recycled ``event
 not. Events we do not handle, other portals' events and echoes of our own writes are kept
 (stored, then ignored) with ``noop_reason`` set, so nothing is lost and nothing is done twice.
 A deal-stage change carries no status here: what a stage means needs the pipeline metadata,
-which the worker reads when it re-reads the deal.
+and a won deal's reward needs its amount, both of which the worker reads with the deal.
 """
 
 from __future__ import annotations
@@ -110,6 +110,9 @@ def _facts(obj: CrmObject, prop: str, value: object) -> dict[str, Any]:
     elif obj is CrmObject.CONTACT and prop == "referral_status":
         with contextlib.suppress(ValueError):
             facts["status"] = ReferralStatus(text)
+        # A qualification needs nothing but the status, so processing can trust it without
+        # a read; a disqualification also needs its reason, another property's event.
+        facts["complete"] = facts.get("status") is ReferralStatus.QUALIFIED
     elif obj is CrmObject.CONTACT and prop == "referral_disqualified_reason" and text:
         facts["reason"] = text[:1000]
     elif obj is CrmObject.DEAL and prop == "amount" and text:

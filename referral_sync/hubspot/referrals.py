@@ -1,7 +1,12 @@
 """The referral's own HubSpot records: the referred contact (created with its "Referrer"
 association inline, or adopted by e-mail), its deal (created with its contact association
 inline, idempotent on the unique ``referral_id``) and the contact's mirrored state (only the
-properties that changed are sent; nothing is sent when none did)."""
+properties that changed are sent; nothing is sent when none did).
+
+Once the referral has a deal, the deal is its record, as a converted Lead hands over to its
+Opportunity in Salesforce: the deal's stage is the status, its reward records hang on it, and
+the contact keeps what the AE set (``referral_status`` = qualified) without further writes.
+"""
 
 from __future__ import annotations
 
@@ -61,6 +66,13 @@ class RecordWriter:
         """The referral's deal id, if one is known."""
         return referral.crm_opportunity_id or self._memo.linked(referral.id, "deal")
 
+    def link(self, referral: Referral) -> None:
+        """Remember the referral's known records (the store knows them; a fresh process's
+        memo does not yet), so reward and task associations find them without a read."""
+        self._memo.link(referral.id, "contact", referral.crm_record_id)
+        self._memo.link(referral.id, "referrer", referral.referrer.contact_id)
+        self._memo.link(referral.id, "deal", referral.crm_opportunity_id)
+
     def deal_due(self, referral: Referral) -> bool:
         """True when writing the referral's state now creates its deal."""
         return (referral.status in DEAL_PHASE and self._mapping.create_deal_at_qualification
@@ -112,21 +124,20 @@ class RecordWriter:
     def state(self, referral: Referral,
               fields: dict[str, object] | None) -> tuple[str, dict[str, str]]:
         """The contact's id and the state properties that differ from what HubSpot holds; in
-        the deal phase this first creates (or stamps) the referral's deal."""
+        the deal phase this creates (or stamps) the referral's deal instead, and the
+        contact has nothing to write."""
         contact_id = self.contact_of(referral)
         owner_id = self._owners.owner_id(referral.owner_id)
+        if referral.status in DEAL_PHASE and (
+                self._mapping.create_deal_at_qualification or self.deal_of(referral)):
+            deal_id = self.ensure_deal(referral, contact_id, owner_id)
+            self._stamp_deal(referral, deal_id)
+            return contact_id, {}
         wanted: dict[str, object] = {**rec.contact_state(referral),
                                      "referral_routing_reason": referral.routing_reason}
         if owner_id:
             wanted["hubspot_owner_id"] = owner_id
         wanted.update(rec.aliased(fields))
-        if referral.status in DEAL_PHASE and (
-                self._mapping.create_deal_at_qualification or referral.crm_opportunity_id):
-            deal_id = self.ensure_deal(referral, contact_id, owner_id)
-            self._stamp_deal(referral, deal_id)
-            if referral.status is ReferralStatus.QUALIFIED:
-                # A deal associated to the referred contact means "opportunity" (DESIGN §4).
-                wanted["referral_status"] = ReferralStatus.OPPORTUNITY
         return contact_id, self._memo.changed(contact_id, rec.writable(wanted))
 
     def write_contact(self, contact_id: str, changed: dict[str, str]) -> None:

@@ -7,21 +7,22 @@
   reward would cost a second call to associate it. A retried create hits HubSpot's
   unique-value check (409 naming the existing id, or a per-input error in a 207) and becomes
   an update, by id or by ``reward_key`` as ``idProperty``; later state changes update by id.
-  Whether a reward was *new* in a call is reported: nothing keyed to a reward that did not
-  exist before the call (its milestone's notice) can exist in HubSpot either.
+  The milestone's referrer notice rides on the record (``referrer_notice``, written in the
+  same request), so the reward and what the referrer was told are never written apart.
 - **Fallback** (no custom objects): the deal's ``referral_reward_<milestone>_amount`` /
-  ``_state`` properties, patched with ``referral_id`` as ``idProperty`` (one call). Before the
-  deal exists the values wait in the memo and go out with the deal's creation; the local
-  ledger is the system of record either way.
+  ``_state`` / ``_notice`` properties, patched with ``referral_id`` as ``idProperty`` (one
+  call). Before the deal exists the values wait in the memo and go out with the deal's
+  creation; the local ledger is the system of record either way.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
+from referral_sync.crm import CrmTask
 from referral_sync.errors import CrmPermanentError
 from referral_sync.hubspot.client import HubSpotClient, Reply
 from referral_sync.hubspot.memo import Memo
@@ -33,8 +34,14 @@ from referral_sync.models import RewardEntry
 log = logging.getLogger(__name__)
 
 
-def reward_properties(entry: RewardEntry) -> dict[str, str]:
-    """The custom object's properties for a ledger entry."""
+def notice_text(task: CrmTask) -> str:
+    """A referrer notice as one property value: what the referrer was told."""
+    return f"{task.subject}\n\n{task.description}".strip()
+
+
+def reward_properties(entry: RewardEntry, notice: str | None = None,
+                      notified_at: datetime | None = None) -> dict[str, str]:
+    """The custom object's properties for a ledger entry (and its notice, if any)."""
     return writable({
         "reward_key": entry.key, "referral_id": entry.referral_id,
         "milestone": entry.milestone, "amount": entry.amount, "currency": entry.currency,
@@ -42,22 +49,16 @@ def reward_properties(entry: RewardEntry) -> dict[str, str]:
         "referrer_email": entry.referrer_email, "program": entry.program,
         "earned_at": entry.earned_at, "hold_until": entry.hold_until,
         "requires_approval": entry.requires_approval,
+        **({"referrer_notice": notice, "referrer_notified_at": notified_at} if notice else {}),
     })
 
 
-def deal_reward_properties(entry: RewardEntry) -> dict[str, str]:
-    """The fallback deal properties for a ledger entry."""
+def deal_reward_properties(entry: RewardEntry, notice: str | None = None) -> dict[str, str]:
+    """The fallback deal properties for a ledger entry (and its notice, if any)."""
     prefix = f"referral_reward_{entry.milestone.value}"
     return writable({f"{prefix}_amount": entry.amount, f"{prefix}_state": entry.state,
-                     "referral_reward_currency": entry.currency})
-
-
-@dataclass(frozen=True)
-class Written:
-    """Where a ledger entry went: its record id, and whether this call created it."""
-
-    record_id: str
-    new: bool = False
+                     "referral_reward_currency": entry.currency,
+                     **({f"{prefix}_notice": notice} if notice else {})})
 
 
 class RewardWriter:
@@ -71,27 +72,31 @@ class RewardWriter:
     def upsert(self, entry: RewardEntry) -> str:
         """Create or update the entry's CRM record; returns its id (the deal id in the
         fallback, ``""`` while the deal does not exist yet)."""
-        return self.write_many([entry])[entry.key].record_id
+        return self.write_many([entry])[entry.key]
 
-    def write_many(self, entries: Sequence[RewardEntry]) -> dict[str, Written]:
-        """Create or update every entry (one call each for the creates and the updates in
-        the usual case); returns what was written, by entry key."""
+    def write_many(self, entries: Sequence[RewardEntry],
+                   notices: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Create or update every entry, with the referrer notice ``notices`` holds for its
+        key (one call each for the creates and the updates in the usual case); returns the
+        record ids by entry key."""
         if not entries:
             return {}
+        notices = notices or {}
         reward = self._schema.reward_schema()
         if reward is None:
-            return self._on_deal(entries)
-        out: dict[str, Written] = {}
+            return self._on_deal(entries, notices)
+        now = self._client.now()
+        props = {e.key: reward_properties(e, notices.get(e.key), now) for e in entries}
+        out: dict[str, str] = {}
         fresh = [e for e in entries if not e.crm_id]
         known = {e.key: e for e in entries if e.crm_id}
         if known:
-            updated = self._update(reward, {e.key: (str(e.crm_id), reward_properties(e))
-                                            for e in known.values()}, None)
-            out.update({k: Written(v) for k, v in updated.items()})
+            out.update(self._update(reward, {k: (str(e.crm_id), props[k])
+                                             for k, e in known.items()}, None))
             # Deleted in HubSpot since: create it again.
-            fresh += [e for k, e in known.items() if k not in updated]
+            fresh += [e for k, e in known.items() if k not in out]
         if fresh:
-            out.update(self._create(reward, fresh))
+            out.update(self._create(reward, fresh, props))
         return out
 
     def _associations(self, reward: RewardSchema, referral_id: str) -> list[dict[str, Any]]:
@@ -103,33 +108,33 @@ class RewardWriter:
                             "associationTypeId": type_id}]}
                 for type_id, record_id in targets if type_id and record_id]
 
-    def _create(self, reward: RewardSchema, entries: list[RewardEntry]) -> dict[str, Written]:
-        inputs = [{"properties": reward_properties(e),
+    def _create(self, reward: RewardSchema, entries: list[RewardEntry],
+                props: dict[str, dict[str, str]]) -> dict[str, str]:
+        inputs = [{"properties": props[e.key],
                    "associations": self._associations(reward, e.referral_id),
                    "objectWriteTraceId": e.key} for e in entries]
-        out: dict[str, Written] = {}
+        out: dict[str, str] = {}
         try:
             if len(inputs) == 1:
                 body = {k: v for k, v in inputs[0].items() if k != "objectWriteTraceId"}
                 reply = self._client.call("rewards.create", self._client.objects.create,
                                           reward.object_type, body)
-                out[entries[0].key] = Written(str(reply.json()["id"]), new=True)
+                out[entries[0].key] = str(reply.json()["id"])
             else:
                 reply = self._client.call("rewards.batch_create", self._client.batch.create,
                                           reward.object_type, {"inputs": inputs})
-                out.update(_by_key(reply, new=True))
+                out.update(_by_key(reply))
         except CrmPermanentError as exc:
             if not is_conflict(exc):
                 raise
             # Created before (a retried call, or another worker): update that one instead.
             found = existing_id(exc)
             if found and len(entries) == 1:
-                out.update({k: Written(v) for k, v in self._update(reward, {entries[0].key: (
-                    found, reward_properties(entries[0]))}, None).items()})
-        rest = {e.key: (e.key, reward_properties(e)) for e in entries if e.key not in out}
+                key = entries[0].key
+                out.update(self._update(reward, {key: (found, props[key])}, None))
+        rest = {e.key: (e.key, props[e.key]) for e in entries if e.key not in out}
         if rest:
-            updated = self._update(reward, rest, "reward_key")
-            out.update({k: Written(v) for k, v in updated.items()})
+            out.update(self._update(reward, rest, "reward_key"))
         missing = sorted(set(rest) - set(out))
         if missing:
             raise CrmPermanentError(f"HubSpot rewards: could neither create nor update "
@@ -167,11 +172,12 @@ class RewardWriter:
                 out[key] = str(result["id"])
         return out
 
-    def _on_deal(self, entries: Sequence[RewardEntry]) -> dict[str, Written]:
+    def _on_deal(self, entries: Sequence[RewardEntry],
+                 notices: Mapping[str, str]) -> dict[str, str]:
         """The fallback: every entry's properties in one write to the referral's deal."""
         props: dict[str, str] = {}
         for entry in entries:
-            props.update(deal_reward_properties(entry))
+            props.update(deal_reward_properties(entry, notices.get(entry.key)))
         referral_id = entries[0].referral_id
         deal_id = self._memo.linked(referral_id, "deal")
         target, kwargs = (deal_id, {}) if deal_id else (referral_id,
@@ -185,14 +191,14 @@ class RewardWriter:
             log.info("reward kept for the deal that does not exist yet",
                      extra={"referral_id": referral_id})
             self._memo.stash(referral_id, props)
-            return {e.key: Written("") for e in entries}
+            return {e.key: "" for e in entries}
         record_id = str(reply.json().get("id") or target)
         self._memo.link(referral_id, "deal", record_id)
         self._memo.seen(record_id, props)
-        return {e.key: Written(record_id) for e in entries}
+        return {e.key: record_id for e in entries}
 
 
-def _by_key(reply: Reply, *, new: bool = False) -> dict[str, Written]:
+def _by_key(reply: Reply) -> dict[str, str]:
     """A batch answer's records by ``reward_key`` (answers need not follow input order);
     inputs that failed (listed under ``errors`` in a 207) are absent."""
     out = {}
@@ -200,5 +206,5 @@ def _by_key(reply: Reply, *, new: bool = False) -> dict[str, Written]:
         key = str((result.get("properties") or {}).get("reward_key")
                   or result.get("objectWriteTraceId") or "")
         if key:
-            out[key] = Written(str(result["id"]), new=new)
+            out[key] = str(result["id"])
     return out

@@ -6,9 +6,10 @@
 - ``referral_account_status`` on companies (empty = good standing).
 - A paired contact-to-contact association label: the referred contact's referrer shows as
   "Referrer", and the referrer sees the contacts they referred as "Referred".
-- The ``referral_reward`` custom object (Enterprise portals only). **Fallback** where custom
-  objects are not allowed: the ``referral_reward_*`` properties on the deal carry each
-  milestone's amount and state, and the local ledger stays the system of record.
+- The ``referral_reward`` custom object (Enterprise portals only), which also keeps the
+  referrer notice that announced the reward. **Fallback** where custom objects are not
+  allowed: the ``referral_reward_*`` properties on the deal carry each milestone's amount,
+  state and notice, and the local ledger stays the system of record.
 
 Property names and ``hasUniqueValue`` cannot change after creation (HubSpot rule), so these
 names are a contract with installed portals.
@@ -82,6 +83,7 @@ def _flag(name: str, label: str) -> PropertySpec:
 
 
 _STATUSES = [s.value for s in ReferralStatus]
+_NOTICE = "What the referrer was told about this reward, and when (property history)"
 _REWARD_STATES = [s.value for s in RewardState]
 
 ATTRIBUTION: tuple[PropertySpec, ...] = (
@@ -117,6 +119,8 @@ def _reward_fallback() -> tuple[PropertySpec, ...]:
                             f"Referral reward ({label}) amount"))
         specs.append(_choice(f"referral_reward_{milestone.value}_state",
                              f"Referral reward ({label}) state", _REWARD_STATES))
+        specs.append(_area(f"referral_reward_{milestone.value}_notice",
+                           f"Referral reward ({label}) notice", _NOTICE))
     specs.append(_text("referral_reward_currency", "Referral reward currency"))
     return tuple(specs)
 
@@ -213,6 +217,8 @@ REWARD_OBJECT = CustomObjectSpec(
         _when("earned_at", "Earned"),
         _when("hold_until", "Hold until"),
         _flag("requires_approval", "Requires approval"),
+        _area("referrer_notice", "Referrer notice", _NOTICE),
+        _when("referrer_notified_at", "Referrer notified"),
     ),
     searchable=("reward_key", "referral_id", "referrer_email"),
     secondary=("state", "amount"),

@@ -6,7 +6,7 @@ task with a key is looked up before it is created: first in this process's memo,
 ``referral_task_key`` (one search for all the keys of a call, ``IN``), so a job that is
 retried, in this process or another, finds the tasks its earlier attempt made. The search is
 skipped for keys the caller knows cannot exist yet (tasks on a contact created in this very
-call, notices of a reward created in this very call). A retry within seconds of an ambiguous
+call). A retry within seconds of an ambiguous
 failure, such as a timeout, can miss a task search has not indexed yet: that is HubSpot's
 documented search lag.
 

@@ -56,8 +56,6 @@ class LocalCrm:
     """CRM port on the local SQLite CRM. ``clock`` stamps record changes."""
 
     provider = "local"
-    # Change-history rows name one field; processing re-reads the record.
-    events_carry_current_state = False
     statuses_set_by_crm: frozenset[ReferralStatus] = frozenset()
 
     def __init__(self, engine: sa.Engine, mapping: CrmMapping, clock: Clock) -> None:

@@ -64,8 +64,6 @@ class SalesforceCrm:
     """The CRM port implemented with simple-salesforce (REST, Composite, Metadata API)."""
 
     provider = PROVIDER
-    # An Outbound Message carries the record's fields as they are when it is sent.
-    events_carry_current_state = True
     # The deploy project's conversion Flow marks a new referral Opportunity itself.
     statuses_set_by_crm = frozenset({ReferralStatus.OPPORTUNITY})
 

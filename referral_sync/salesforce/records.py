@@ -259,4 +259,5 @@ def change_event(
         amount=parse_decimal(fields.get("Amount")),
         reason=fields.get(s.DISQUALIFIED_REASON) or None,
         fields={k: v for k, v in fields.items() if k != "attributes"},
+        complete=True,  # Outbound Messages and queries send the whole record
     )

@@ -99,13 +99,13 @@ class Lifecycle:
         return Outcome.APPLIED
 
     def _current_status(self, referral: Referral, event: ChangeEvent) -> ReferralStatus:
-        """Where the CRM says the referral is. An event carrying the whole record (Salesforce
-        Outbound Message) is trusted for a forward move; anything that would move backwards,
-        or an event with one field only, is checked by re-reading the records, because events
-        arrive late and out of order."""
-        if self.ctx.crm.events_carry_current_state and event.status == referral.status:
+        """Where the CRM says the referral is. A ``complete`` event is trusted for a forward
+        move; anything that would move backwards, or an event that lacks facts the move
+        needs, is checked by re-reading the records, because events arrive late and out of
+        order."""
+        if event.complete and event.status == referral.status:
             return referral.status  # agrees with what we have: nothing can move
-        if (self.ctx.crm.events_carry_current_state and event.status is not None
+        if (event.complete and event.status is not None
                 and referral.status not in _CLOSED and _moves_forward(referral, event.status)):
             if event.object_type in (CrmObject.OPPORTUNITY, CrmObject.DEAL):
                 referral.crm_opportunity_id = event.record_id
@@ -123,15 +123,17 @@ class Lifecycle:
 
     def _on_enter(self, referral: Referral, previous: ReferralStatus, program: Program,
                   effects: Effects) -> None:
-        status, context = referral.status, {}
+        status, reward_key = referral.status, None
+        context: dict[str, object] = {}
         if status in _MILESTONE_FOR:
-            context = self._reward(referral, _MILESTONE_FOR[status], program, effects)
+            context, reward_key = self._reward(referral, _MILESTONE_FOR[status], program,
+                                               effects)
         if previous is S.CLOSED_WON:
             context = self._claw_back(referral, program, effects)
         if status in _NOTICE_FOR:
             task = self._notify(referral, _NOTICE_FOR[status], program, context)
             if task is not None:
-                effects.tasks.append(task)
+                effects.tasks.append(task.model_copy(update={"reward_key": reward_key}))
 
     def _count_open(self, referral: Referral, was_open: bool) -> None:
         is_open = referral.status not in _CLOSED
@@ -140,7 +142,9 @@ class Lifecycle:
                 counters.increment("open", {referral.owner_id: 1 if is_open else -1})
 
     def _reward(self, referral: Referral, milestone: Milestone, program: Program,
-                effects: Effects) -> dict[str, object]:
+                effects: Effects) -> tuple[dict[str, object], str | None]:
+        """Record the milestone's reward (once) and queue its CRM write; the notice's
+        template context and the reward's key (None when the milestone earns nothing)."""
         ctx, now = self.ctx, self.ctx.clock()
         email = str(referral.referrer.email)
         earlier = [e for e in ctx.store.ledger.entries(referral_id=referral.id)
@@ -159,10 +163,11 @@ class Lifecycle:
             entries = [e for e in decision.entries if ctx.store.ledger.record(e, now)]
         effects.rewards.extend(e for e in entries if e.crm_id is None)
         if not entries:
-            return {}
+            return {}, None
         total = sum((e.amount for e in entries), Decimal(0))
         return {"reward": _money(total, entries[0].currency), "tier": entries[0].tier or "",
-                "reward_pending_approval": any(e.requires_approval for e in entries)}
+                "reward_pending_approval": any(e.requires_approval for e in entries)}, \
+            entries[0].key
 
     def _claw_back(self, referral: Referral, program: Program,
                    effects: Effects) -> dict[str, object]:

@@ -1,6 +1,7 @@
 """The batched port calls on HubSpot: a submission's reads in two searches, the referral's
-contact and its tasks in two creates, an event's effects in one call per object type; and
-exactly-once under retries (ambiguous failures, 207 partial failures, other processes)."""
+contact and its tasks in two creates, an event's effects in one call per object type (a
+reward and the notice announcing it in one); and exactly-once under retries (ambiguous
+failures, 207 partial failures, other processes)."""
 
 from __future__ import annotations
 
@@ -34,9 +35,16 @@ def first_action(key: str = "ref_01:first-action") -> CrmTask:
     return CrmTask(subject="Call Hana Yusof", owner_id="101", kind="call", key=key)
 
 
-def notice(template: str, n: int) -> CrmTask:
+def notice(template: str, n: int, announces: Milestone | None = None) -> CrmTask:
     return CrmTask(subject=f"Referrer notified: {template}", owner_id="101", kind="activity",
-                   key=f"notice:ref_01:{template}:{n}")
+                   description=f"Maria was told: {template}", key=f"notice:ref_01:{template}:{n}",
+                   reward_key=f"ref_01:{announces.value}" if announces else None)
+
+
+def rewards_by_key(double: HubSpotDouble) -> dict[str, dict[str, str]]:
+    [type_id] = double.portal.schemas
+    return {r.properties["reward_key"]: r.properties
+            for r in double.portal.records[type_id].values() if not r.archived}
 
 
 def reward(milestone: Milestone, clock: FakeClock, **changes: object) -> RewardEntry:
@@ -153,7 +161,7 @@ def test_a_207_keeps_the_tasks_made_and_a_retry_makes_only_the_rest(
         crm: HubSpotCrm, seeded: Seeded, double: HubSpotDouble, clock: FakeClock) -> None:
     ref = referral(seeded, clock())
     ref.crm_record_id = crm.create_referral(ref, decision()).record_id
-    good = notice("qualified", 2)
+    good = notice("disqualified", 2)
     bad = CrmTask(subject="Look at the deal", owner_id="101", what_id="deal:99999999",
                   key="ref_01:deal-check")
     with pytest.raises(CrmPermanentError, match="created 1 of 2"):
@@ -179,47 +187,66 @@ def fields_of(ref: Referral) -> dict[str, object]:
     return {"referral_status": ref.status.value, "reward_status": "qualified: earned"}
 
 
-def test_qualification_writes_deal_reward_notice_and_contact_in_four_calls(
+def test_qualification_writes_the_deal_and_the_reward_with_its_notice_in_two_calls(
         crm: HubSpotCrm, seeded: Seeded, double: HubSpotDouble, clock: FakeClock) -> None:
     ref = qualified(crm, seeded, clock)
     crm.schema.reward_schema()
+    contact_before = dict(double.portal.records["contacts"][str(ref.crm_record_id)].properties)
     before = len(double.requests)
     applied = crm.apply_changes(ref, fields=fields_of(ref),
                                 rewards=[reward(Milestone.QUALIFIED, clock)],
-                                tasks=[notice("qualified", 2)])
+                                tasks=[notice("qualified", 2, Milestone.QUALIFIED)])
     paths = [(r.method, r.path.rsplit("/", 1)[-1]) for r in double.requests[before:]]
-    assert paths == [("GET", "deals"), ("POST", "deals"), ("POST", paths[2][1]),
-                     ("POST", "tasks"), ("PATCH", str(ref.crm_record_id))]
+    [type_id] = double.portal.schemas
+    assert paths == [("GET", "deals"), ("POST", "deals"), ("POST", type_id)]
     assert paths[0] == ("GET", "deals")  # the pipelines, once per process
     deal = ref.crm_opportunity_id
-    assert deal is not None and applied.rewards["ref_01:qualified"]
-    [task_id] = applied.tasks.values()
-    assert deal in double.portal.links[("tasks", task_id, "deals")]
-    assert ref.crm_record_id in double.portal.links[("tasks", task_id, "contacts")]
-    [type_id] = double.portal.schemas
+    assert deal is not None and applied.tasks == {}
     reward_id = applied.rewards["ref_01:qualified"]
     assert deal in double.portal.links[(type_id, reward_id, "deals")]
+    assert ref.crm_record_id in double.portal.links[(type_id, reward_id, "contacts")]
+    stored = rewards_by_key(double)["ref_01:qualified"]
+    assert stored["referrer_notice"] == "Referrer notified: qualified\n\nMaria was told: qualified"
+    assert stored["referrer_notified_at"]
+    assert tasks_by_key(double) == {}
+    # The deal is the referral's record now: the contact keeps what the AE set.
     contact = double.portal.records["contacts"][str(ref.crm_record_id)].properties
-    assert contact["referral_status"] == "opportunity"
+    assert contact == contact_before
 
 
-def test_a_retried_event_finds_its_reward_and_notice_and_duplicates_neither(
+def test_a_retried_event_in_another_worker_duplicates_neither_reward_nor_notice(
         crm: HubSpotCrm, seeded: Seeded, double: HubSpotDouble, clock: FakeClock,
         fake_time: FakeTime) -> None:
     ref = qualified(crm, seeded, clock)
-    rewards, tasks = [reward(Milestone.QUALIFIED, clock)], [notice("qualified", 2)]
-    double.inject(502, None, method="POST", path="/objects/tasks$", process=True)
-    with pytest.raises(CrmRetryableError):
-        crm.apply_changes(ref, fields=fields_of(ref), rewards=rewards, tasks=tasks)
-    # The job runs again in another worker; the ledger never learnt the reward's id.
+    rewards = [reward(Milestone.QUALIFIED, clock)]
+    tasks = [notice("qualified", 2, Milestone.QUALIFIED)]
+    crm.apply_changes(ref, fields=fields_of(ref), rewards=rewards, tasks=tasks)
+    # The worker died before the ledger kept the reward's id; another process runs the job
+    # again, knowing only what the store knows.
     other = make_crm(double, clock, fake_time)
-    other.read_referral(ref)
-    before = searches(double, "tasks")
-    other.apply_changes(ref, fields=fields_of(ref), rewards=rewards, tasks=tasks)
-    assert searches(double, "tasks") == before + 1  # the reward was not new: look first
+    applied = other.apply_changes(ref, fields=fields_of(ref), rewards=rewards, tasks=tasks)
+    assert set(rewards_by_key(double)) == {"ref_01:qualified"}
+    assert applied.rewards["ref_01:qualified"] == crm.apply_changes(ref, rewards=rewards).rewards[
+        "ref_01:qualified"]
+    assert rewards_by_key(double)["ref_01:qualified"]["referrer_notice"].startswith(
+        "Referrer notified: qualified")
+    assert tasks_by_key(double) == {} and searches(double, "tasks") == 0
+    assert [d.id for d in double.portal.records["deals"].values()
+            if d.properties.get("referral_id") == "ref_01"] == [ref.crm_opportunity_id]
+
+
+def test_a_fresh_process_associates_the_reward_with_what_the_store_knows(
+        double: HubSpotDouble, crm: HubSpotCrm, seeded: Seeded, clock: FakeClock,
+        fake_time: FakeTime) -> None:
+    ref = qualified(crm, seeded, clock)
+    crm.apply_changes(ref, fields=fields_of(ref))
+    fresh = make_crm(double, clock, fake_time)
+    applied = fresh.apply_changes(ref, rewards=[reward(Milestone.QUALIFIED, clock)])
     [type_id] = double.portal.schemas
-    assert len(double.portal.records[type_id]) == 1
-    assert {k: len(v) for k, v in tasks_by_key(double).items()} == {"notice:ref_01:qualified:2": 1}
+    reward_id = applied.rewards["ref_01:qualified"]
+    assert set(double.portal.links[(type_id, reward_id, "deals")]) == {ref.crm_opportunity_id}
+    assert set(double.portal.links[(type_id, reward_id, "contacts")]) == {
+        ref.crm_record_id, ref.referrer.contact_id}
 
 
 def test_a_reward_create_whose_answer_was_lost_counts_as_existing(
@@ -229,10 +256,9 @@ def test_a_reward_create_whose_answer_was_lost_counts_as_existing(
     # Created, answer lost: the transport replays the create, which meets the unique key.
     double.inject(503, None, method="POST", path=r"/objects/2-\d+$", process=True)
     crm.apply_changes(ref, fields=fields_of(ref), rewards=[reward(Milestone.QUALIFIED, clock)],
-                      tasks=[notice("qualified", 2)])
-    assert searches(double, "tasks") == 1
-    [type_id] = double.portal.schemas
-    assert len(double.portal.records[type_id]) == 1
+                      tasks=[notice("qualified", 2, Milestone.QUALIFIED)])
+    [stored] = rewards_by_key(double).values()
+    assert stored["referrer_notice"].startswith("Referrer notified: qualified")
 
 
 def test_rewards_of_two_milestones_in_one_batch_with_one_made_before(
@@ -246,21 +272,20 @@ def test_rewards_of_two_milestones_in_one_batch_with_one_made_before(
                reward(Milestone.CLOSED_WON, clock, amount=Decimal(1000))]
     before = len(double.requests)
     applied = crm.apply_changes(ref, fields=fields_of(ref), rewards=entries,
-                                tasks=[notice("qualified", 2), notice("closed_won", 4)])
+                                tasks=[notice("qualified", 2, Milestone.QUALIFIED),
+                                       notice("closed_won", 4, Milestone.CLOSED_WON)])
     sent = [r for r in double.requests[before:]]
     [create] = [r for r in sent if r.path.endswith("/batch/create") and "2-" in r.path]
     assert len(create.body["inputs"]) == 2  # a 207: the qualified one exists already
     [update] = [r for r in sent if r.method == "PATCH" and "2-" in r.path]
     assert update.path.endswith("/ref_01:qualified") and update.query["idProperty"] == [
         "reward_key"]
-    # Only the notice of the reward that already existed is looked for.
-    [search] = [r for r in sent if r.path.endswith("/tasks/search")]
-    assert search.body["filterGroups"][0]["filters"][0]["value"] == "notice:ref_01:qualified:2"
-    [type_id] = double.portal.schemas
-    states = {r.properties["reward_key"]: r.properties["state"]
-              for r in double.portal.records[type_id].values()}
-    assert states == {"ref_01:qualified": "approved", "ref_01:closed_won": "earned"}
-    assert set(applied.rewards) == set(states)
+    assert not [r for r in sent if "/tasks" in r.path]  # each notice went with its reward
+    stored = rewards_by_key(double)
+    assert {k: (v["state"], v["referrer_notice"].split("\n")[0]) for k, v in stored.items()} == {
+        "ref_01:qualified": ("approved", "Referrer notified: qualified"),
+        "ref_01:closed_won": ("earned", "Referrer notified: closed_won")}
+    assert set(applied.rewards) == set(stored)
 
 
 def test_fallback_rewards_go_out_with_the_deal_creation(
@@ -271,10 +296,12 @@ def test_fallback_rewards_go_out_with_the_deal_creation(
     crm = make_crm(double, clock, fake_time)
     ref = qualified(crm, seeded, clock)
     applied = crm.apply_changes(ref, fields=fields_of(ref),
-                                rewards=[reward(Milestone.QUALIFIED, clock)])
-    assert double.count("PATCH", "/objects/deals/") == 0
+                                rewards=[reward(Milestone.QUALIFIED, clock)],
+                                tasks=[notice("qualified", 2, Milestone.QUALIFIED)])
+    assert double.count("PATCH", "/objects/deals/") == 0 and tasks_by_key(double) == {}
     deal = double.portal.records["deals"][str(ref.crm_opportunity_id)].properties
     assert deal["referral_reward_qualified_amount"] == "200.00"
+    assert deal["referral_reward_qualified_notice"].startswith("Referrer notified: qualified")
     assert applied.rewards == {"ref_01:qualified": ref.crm_opportunity_id}
 
 
@@ -319,7 +346,7 @@ def test_a_207_hubspot_blames_on_itself_is_retried(
         crm: HubSpotCrm, seeded: Seeded, double: HubSpotDouble, clock: FakeClock) -> None:
     ref = referral(seeded, clock())
     ref.crm_record_id = crm.create_referral(ref, decision()).record_id
-    tasks = [notice("qualified", 2), notice("closed_won", 4)]
+    tasks = [notice("disqualified", 2), notice("closed_lost", 4)]
     double.inject(207, {"status": "COMPLETE", "results": [], "numErrors": 2, "errors": [
         {"status": "error", "category": "RATE_LIMITS", "message": "Try again later",
          "context": {"objectWriteTraceId": [t.key]}} for t in tasks]},

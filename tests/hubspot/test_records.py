@@ -127,14 +127,18 @@ def test_a_create_whose_answer_was_lost_is_not_repeated(crm: HubSpotCrm, seeded:
     assert [c.id for c in contacts] == [ref.crm_record_id]
 
 
-def test_qualification_creates_the_deal_and_marks_the_opportunity(
+def test_qualification_creates_the_deal_which_is_the_referral_record_from_then_on(
         crm: HubSpotCrm, seeded: Seeded, double: HubSpotDouble, clock: FakeClock) -> None:
     ref = created(crm, seeded, clock)
+    assert ref.crm_record_id is not None
+    update(double.portal, "contacts", ref.crm_record_id,
+           {"properties": {"referral_status": "qualified"}})  # the AE qualifies it
+    contact_before = dict(double.portal.records["contacts"][ref.crm_record_id].properties)
     ref.advance(S.QUALIFIED, clock())
     before = crm.api_calls()
     crm.update_referral(ref, fields={"referral_status": "qualified",
                                      "reward_status": "qualified: earned"})
-    assert crm.api_calls() - before == 3  # pipelines (once per process), deal, contact
+    assert crm.api_calls() - before == 2  # pipelines (once per process), deal
     deal_id = ref.crm_opportunity_id
     assert deal_id is not None
     deal = double.portal.records["deals"][deal_id].properties
@@ -144,10 +148,9 @@ def test_qualification_creates_the_deal_and_marks_the_opportunity(
     assert ref.crm_record_id is not None
     assert double.portal.links[("deals", deal_id, "contacts")][ref.crm_record_id] == {
         ("HUBSPOT_DEFINED", 3)}
-    contact = double.portal.records["contacts"][ref.crm_record_id].properties
-    assert contact["referral_status"] == "opportunity"
-    assert contact["referral_reward_status"] == "qualified: earned"
-    assert "referral_qualified_at" in contact
+    # Like a converted Lead: the contact keeps what the AE set; the deal's stage goes on.
+    assert double.portal.records["contacts"][ref.crm_record_id].properties == contact_before
+    assert crm.read_referral(ref).status is S.OPPORTUNITY
     before = crm.api_calls()
     crm.update_referral(ref, fields={"referral_status": "qualified",
                                      "reward_status": "qualified: earned"})
@@ -260,8 +263,7 @@ def test_a_deleted_contact_is_not_found(crm: HubSpotCrm, seeded: Seeded, double:
     double.portal.records["contacts"][ref.crm_record_id].archived = True
     with pytest.raises(NotFound):
         crm.read_referral(ref)
-    ref.advance(S.QUALIFIED, clock())
-    ref.crm_opportunity_id = "1"  # a deal id we no longer trust
+    ref.advance(S.DISQUALIFIED, clock())
     with pytest.raises(NotFound):
         crm.update_referral(ref, fields={"reward_status": "x"})
 

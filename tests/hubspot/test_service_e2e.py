@@ -1,7 +1,8 @@
 """End to end with the real composition: ``build_components`` with the HubSpot adapter on the
 loopback double, the Flask app's ``/webhooks/hubspot``, the store's inbox and the worker.
 A referral is submitted, qualified and won in HubSpot; webhook batches are redelivered and
-reordered; the outcome is one deal, one reward per milestone and no duplicate tasks."""
+reordered; the outcome is one deal, one reward per milestone, each with the notice that
+told the referrer, and no duplicate tasks; a whole life costs at most 8 API calls."""
 
 from __future__ import annotations
 
@@ -85,32 +86,36 @@ def test_submit_qualify_win_with_redeliveries(wired: Components, double: HubSpot
     update(double.portal, "deals", deal, {"properties": {"dealstage": "closedwon",
                                                          "amount": "40000"}})
     won = change(2, clock, "deal.propertyChange", deal, "dealstage", "closedwon")
-    echo = change(3, clock, "contact.propertyChange", contact, "referral_status", "opportunity",
-                  changeSource="INTEGRATION", sourceId="1160452")
+    echo = change(3, clock, "contact.propertyChange", contact, "referral_status", "submitted",
+                  changeSource="INTEGRATION", sourceId="1160452")  # our write at intake
     assert deliver(client, clock, [echo, won, dict(qualified, attemptNumber=2)]) == 204
     assert deliver(client, clock, [dict(won, attemptNumber=1)]) == 204
     wired.worker.drain()
 
     referral = wired.store.referrals.get(result.referral.id)
     assert referral is not None and referral.status is ReferralStatus.CLOSED_WON
-    props = double.portal.records["contacts"][contact].properties
-    assert props["referral_status"] == "closed_won"
+    # The contact keeps what the AE set; the deal carries the referral from qualification on.
+    assert double.portal.records["contacts"][contact].properties["referral_status"] == "qualified"
     assert [d.id for d in double.portal.records["deals"].values()
             if d.properties.get("referral_id") == referral.id] == [deal]
     [reward_type] = double.portal.schemas
-    keys = sorted(r.properties["reward_key"] for r in double.portal.records[reward_type].values())
-    assert keys == [f"{referral.id}:closed_won", f"{referral.id}:qualified"]
-    task_keys = [t.properties.get("referral_task_key")
-                 for t in double.portal.records["tasks"].values()]
-    assert len(task_keys) == len(set(task_keys))
+    rewards = {r.properties["reward_key"]: r.properties
+               for r in double.portal.records[reward_type].values()}
+    assert sorted(rewards) == [f"{referral.id}:closed_won", f"{referral.id}:qualified"]
+    won_reward = rewards[f"{referral.id}:closed_won"]
+    assert won_reward["referrer_notice"].startswith("Referrer notified:")
+    assert "USD 1,000.00" in won_reward["referrer_notice"]
+    assert "Hana" in rewards[f"{referral.id}:qualified"]["referrer_notice"]
+    task_keys = sorted(t.properties.get("referral_task_key", "")
+                       for t in double.portal.records["tasks"].values())
+    assert task_keys == [f"notice:{referral.id}:submitted", f"{referral.id}:first-action"]
 
 
 #: HubSpot API calls per phase of one referral's life through the real service (DESIGN.md
-#: §6 asks ≤ 8 for the whole life; see referral_sync/hubspot/adapter.py for why HubSpot's
-#: floor is higher while rewards, notices and the contact's state are separate records).
+#: §6 asks ≤ 8 for the whole life; referral_sync/hubspot/adapter.py says where each goes).
 #: A fresh process also reads the owner list and the "Referrer" label id at its first intake,
 #: the reward object's id and the deal pipelines at its first qualification.
-WARM = {"intake": 4, "qualified": 5, "won": 4}
+WARM = {"intake": 4, "qualified": 2, "won": 2}
 COLD = {"intake": WARM["intake"] + 2, "qualified": WARM["qualified"] + 2, "won": WARM["won"]}
 
 
@@ -155,6 +160,10 @@ def test_api_calls_per_lifecycle_in_a_cold_and_a_warm_process(
     warm = lifecycle_calls(wired, double, client, clock, "ivan@orca-three.example", 3)
     assert all(cold[phase] <= COLD[phase] for phase in COLD), cold
     assert all(warm[phase] <= WARM[phase] for phase in WARM), warm
-    assert sum(warm.values()) <= 13 and sum(cold.values()) <= 17
+    assert sum(warm.values()) <= 8 and sum(cold.values()) <= 12
     tasks = [t.properties.get("referral_task_key") for t in double.portal.records["tasks"].values()]
-    assert len(tasks) == len(set(tasks)) == 8  # first action + 3 notices, per referral
+    assert len(tasks) == len(set(tasks)) == 4  # first action and submission notice, each
+    [reward_type] = double.portal.schemas
+    notices = [r.properties.get("referrer_notice", "")
+               for r in double.portal.records[reward_type].values()]
+    assert len(notices) == 4 and all(n.startswith("Referrer notified:") for n in notices)

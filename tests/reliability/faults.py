@@ -45,7 +45,6 @@ class FaultyCrm:
         self.inner = inner
         self.retry_after = retry_after
         self.provider = inner.provider
-        self.events_carry_current_state = inner.events_carry_current_state
         self.statuses_set_by_crm = inner.statuses_set_by_crm
         self.rate = rate
         self.rng = random.Random(seed)
