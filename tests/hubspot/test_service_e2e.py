@@ -7,6 +7,7 @@ told the referrer, and no duplicate tasks; a whole life costs at most 8 API call
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from tests.conftest import FakeClock
 from tests.hubspot.conftest import FakeTime, Seeded, make_crm
 from tests.hubspot.double import HubSpotDouble
 from tests.hubspot.double.objects import update
+from tests.hubspot.test_lifecycle import delivery
 from webhooks import create_app
 
 BASE = "https://hooks.example.com"
@@ -63,6 +65,7 @@ def change(n: int, clock: FakeClock, kind: str, object_id: str, prop: str, value
 
 def test_submit_qualify_win_with_redeliveries(wired: Components, double: HubSpotDouble,
                                               clock: FakeClock) -> None:
+    rng = random.Random(11)
     result = wired.service.submit(Submission.model_validate({
         "referrer_email": "maria@acme.example",
         "referee": {"first_name": "Hana", "last_name": "Yusof",
@@ -75,7 +78,8 @@ def test_submit_qualify_win_with_redeliveries(wired: Components, double: HubSpot
     update(double.portal, "contacts", contact, {"properties": {"referral_status": "qualified"}})
     qualified = change(1, clock, "contact.propertyChange", contact, "referral_status",
                        "qualified")
-    assert deliver(client, clock, [qualified, dict(qualified, attemptNumber=1)]) == 204
+    # HubSpot's batches: up to 100 events, other records' news among ours, shuffled, repeated.
+    assert deliver(client, clock, delivery(rng, clock(), [qualified], 100)) == 204
     wired.worker.drain()
     referral = wired.store.referrals.get(result.referral.id)
     assert referral is not None and referral.status is ReferralStatus.QUALIFIED
@@ -88,8 +92,9 @@ def test_submit_qualify_win_with_redeliveries(wired: Components, double: HubSpot
     won = change(2, clock, "deal.propertyChange", deal, "dealstage", "closedwon")
     echo = change(3, clock, "contact.propertyChange", contact, "referral_status", "submitted",
                   changeSource="INTEGRATION", sourceId="1160452")  # our write at intake
-    assert deliver(client, clock, [echo, won, dict(qualified, attemptNumber=2)]) == 204
-    assert deliver(client, clock, [dict(won, attemptNumber=1)]) == 204
+    assert deliver(client, clock, delivery(rng, clock(), [echo, won], 300)
+                   + [dict(qualified, attemptNumber=4)]) == 204
+    assert deliver(client, clock, [dict(won, attemptNumber=5)]) == 204
     wired.worker.drain()
 
     referral = wired.store.referrals.get(result.referral.id)
@@ -109,6 +114,10 @@ def test_submit_qualify_win_with_redeliveries(wired: Components, double: HubSpot
     task_keys = sorted(t.properties.get("referral_task_key", "")
                        for t in double.portal.records["tasks"].values())
     assert task_keys == [f"notice:{referral.id}:submitted", f"{referral.id}:first-action"]
+    told = wired.store.outbox.messages(referral_id=referral.id)
+    assert [(m.template, m.recipient) for m in told] == [
+        ("submitted", "maria@acme.example"), ("qualified", "maria@acme.example"),
+        ("closed_won", "maria@acme.example")]
 
 
 #: HubSpot API calls per phase of one referral's life through the real service (DESIGN.md
