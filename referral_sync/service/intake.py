@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
@@ -19,6 +19,7 @@ from referral_sync.crm import (
     IntakeLookup,
     IntakeSnapshot,
     Owner,
+    ReferrerContext,
 )
 from referral_sync.errors import (
     ConfigurationError,
@@ -120,24 +121,9 @@ class Intake:
         referrer_ctx = found.referrer
         decision = self._evaluate(submission, program, lookup, found)
         if decision.outcome is IntakeOutcome.REJECT:
-            rejection = decision.rejection or Rejection.INVALID
-            error = _REJECTION_ERRORS.get(rejection, ReferralRejected)
-            log.info("referral rejected", extra={"code": decision.code})
-            raise error(decision.code or rejection.value, decision.message or "not accepted",
-                        **({"kind": decision.duplicate_kind.value}
-                           if decision.duplicate_kind else {}))
+            raise _rejection(decision)
         referee = submission.referee
-        referral = Referral(
-            id=new_referral_id(), program=program.id, referee=referee,
-            intro_strength=submission.intro_strength, submitted_at=now,
-            referrer=Referrer(
-                email=submission.referrer_email,
-                name=referrer_ctx.name if referrer_ctx else "",
-                contact_id=referrer_ctx.contact_id if referrer_ctx else None,
-                account_id=referrer_ctx.account_id if referrer_ctx else None,
-                account_name=referrer_ctx.account_name if referrer_ctx else None,
-            ),
-        )
+        referral = _new_referral(submission, program.id, referrer_ctx, now)
         routed = self.router.route(
             routing=program.routing, stamp=ctx.stamp, referee=referee,
             intro_strength=submission.intro_strength, referrer=referrer_ctx,
@@ -155,16 +141,23 @@ class Intake:
         result = IntakeResult(referral=referral, owner=routed.owner, record=None,
                               routing=routing, review_reasons=decision.review_reasons,
                               trace=decision.trace + routing.trace)
+        result.record = self._complete_or_defer(referral, decision.review_reasons)
+        return result
+
+    def _complete_or_defer(self, referral: Referral,
+                           review_reasons: list[str]) -> CrmRecordRef | None:
+        """The referral's CRM record, or None when the CRM failed and a job will finish it."""
         try:
-            result.record = self.complete(referral, review_reasons=decision.review_reasons)
+            return self.complete(referral, review_reasons=review_reasons)
         except (CrmRetryableError, CrmPermanentError) as exc:
             log.warning("CRM write deferred", extra={"referral_id": referral.id,
                                                      "error": type(exc).__name__})
-            ctx.store.inbox.receive([ChangeEvent(
+            now = self.ctx.clock()
+            self.ctx.store.inbox.receive([ChangeEvent(
                 provider=INTAKE_PROVIDER, event_id=f"create:{referral.id}",
                 object_type=CrmObject.LEAD, record_id=referral.id, referral_id=referral.id,
-                occurred_at=now, fields={"review_reasons": decision.review_reasons})], now)
-        return result
+                occurred_at=now, fields={"review_reasons": review_reasons})], now)
+            return None
 
     def complete(self, referral: Referral, *, review_reasons: list[str]) -> CrmRecordRef:
         """Create the CRM record, the owner's first-action task and the referrer's notice.
@@ -248,3 +241,28 @@ class Intake:
             recipient=str(referral.referrer.email), referral_id=referral.id,
             policy=program.notifications, context=context,
             record_id=referral.crm_record_id, owner_id=owner.id)
+
+
+def _rejection(decision: IntakeDecision) -> ReferralRejected:
+    """The error a refused submission raises (its class says which kind of refusal)."""
+    rejection = decision.rejection or Rejection.INVALID
+    error = _REJECTION_ERRORS.get(rejection, ReferralRejected)
+    log.info("referral rejected", extra={"code": decision.code})
+    return error(decision.code or rejection.value, decision.message or "not accepted",
+                 **({"kind": decision.duplicate_kind.value} if decision.duplicate_kind else {}))
+
+
+def _new_referral(submission: Submission, program_id: str,
+                  referrer: ReferrerContext | None, now: datetime) -> Referral:
+    """An accepted submission as a referral, before routing."""
+    return Referral(
+        id=new_referral_id(), program=program_id, referee=submission.referee,
+        intro_strength=submission.intro_strength, submitted_at=now,
+        referrer=Referrer(
+            email=submission.referrer_email,
+            name=referrer.name if referrer else "",
+            contact_id=referrer.contact_id if referrer else None,
+            account_id=referrer.account_id if referrer else None,
+            account_name=referrer.account_name if referrer else None,
+        ),
+    )
