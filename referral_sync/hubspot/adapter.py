@@ -162,6 +162,7 @@ class HubSpotCrm:
         Raises:
             NotFound: the contact was deleted.
         """
+        self._records.link(referral)
         return self._reader.read(referral)
 
     # -- rewards, tasks, changes, schema -----------------------------------------------------

@@ -34,8 +34,6 @@ class ReferralReader:
         contact_id = referral.crm_record_id or self._memo.linked(referral.id, "contact")
         if not contact_id:
             raise NotFound(f"referral {referral.id} has no HubSpot contact")
-        self._memo.link(referral.id, "contact", contact_id)
-        self._memo.link(referral.id, "referrer", referral.referrer.contact_id)
         deal_id = referral.crm_opportunity_id or self._memo.linked(referral.id, "deal")
         deal = self.get("deals", deal_id, rec.DEAL_READ) if deal_id else None
         if deal is not None:

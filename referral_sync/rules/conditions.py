@@ -143,6 +143,15 @@ def _predicate(clause: Clause) -> _Predicate:
     return _text(op, str(value))
 
 
+def _reader(field: str) -> Callable[[Facts], object]:
+    """How a compiled clause reads ``field``: a FactView's getter called directly when the
+    field has one (the same value as ``facts.get(field)``, without the lookup per call)."""
+    getter = _GETTERS.get(field)
+    if getter is None:
+        return lambda facts: facts.get(field)
+    return lambda facts: getter(facts) if type(facts) is FactView else facts.get(field)
+
+
 def _compile_clause(clause: Clause) -> Test:
     field = clause.field
     if clause.op in _COMPARE:
@@ -153,14 +162,10 @@ def _compile_clause(clause: Clause) -> Test:
     when_missing = clause.op in (Operator.NE, Operator.NOT_IN) or (
         clause.op is Operator.EXISTS and clause.value is False
     )
-    getter = _GETTERS.get(field)
+    read = _reader(field)
 
     def test(facts: Facts, notes: Notes | None) -> bool:
-        # a FactView's getter called directly: the same value as facts.get(field)
-        if getter is not None and type(facts) is FactView:
-            actual = getter(facts)
-        else:
-            actual = facts.get(field)
+        actual = read(facts)
         result = when_missing if actual is None or actual == "" else present(actual)
         if notes is not None:
             notes.append((described, result, actual))
@@ -176,13 +181,10 @@ def _compile_order(clause: Clause) -> Test:
     compare = _COMPARE[clause.op]
     bound = as_number(clause.value)
     assert bound is not None  # guaranteed by Clause validation
-    getter = _GETTERS.get(field)
+    read = _reader(field)
 
     def test(facts: Facts, notes: Notes | None) -> bool:
-        if getter is not None and type(facts) is FactView:
-            actual = getter(facts)
-        else:
-            actual = facts.get(field)
+        actual = read(facts)
         number = actual if type(actual) is int else as_number(actual)  # None when missing
         result = number is not None and compare(number, bound)
         if notes is not None:

@@ -62,6 +62,26 @@ def workflow(obj: str, endpoint_url: str, integration_user: str) -> dict[str, An
     }
 
 
+def _on_referral_records(obj: str, first_step: str, record_trigger: str,
+                         trigger: str) -> dict[str, Any]:
+    """A record-triggered Flow's start element: saves of ``obj`` records that carry a
+    referral id, then ``first_step``."""
+    return {
+        "locationX": 50,
+        "locationY": 0,
+        "connector": {"targetReference": first_step},
+        "filterLogic": "and",
+        "filters": [{
+            "field": s.REFERRAL_ID,
+            "operator": "IsNull",
+            "value": {"booleanValue": False},
+        }],
+        "object": obj,
+        "recordTriggerType": record_trigger,
+        "triggerType": trigger,
+    }
+
+
 def flow(obj: str) -> dict[str, Any]:
     """An after-save Flow on ``obj`` that sends the Outbound Message for referral records.
 
@@ -84,20 +104,7 @@ def flow(obj: str) -> dict[str, Any]:
         "interviewLabel": f"Referral Sync {obj} Changes {{!$Flow.CurrentDateTime}}",
         "label": f"Referral Sync - {obj} changes",
         "processType": "AutoLaunchedFlow",
-        "start": {
-            "locationX": 50,
-            "locationY": 0,
-            "connector": {"targetReference": action},
-            "filterLogic": "and",
-            "filters": [{
-                "field": s.REFERRAL_ID,
-                "operator": "IsNull",
-                "value": {"booleanValue": False},
-            }],
-            "object": obj,
-            "recordTriggerType": "CreateAndUpdate",
-            "triggerType": "RecordAfterSave",
-        },
+        "start": _on_referral_records(obj, action, "CreateAndUpdate", "RecordAfterSave"),
         "status": "Active",
     }
 
@@ -136,20 +143,7 @@ def conversion_flow() -> dict[str, Any]:
         "interviewLabel": "Referral Sync Opportunity Converted {!$Flow.CurrentDateTime}",
         "label": "Referral Sync - Opportunity converted",
         "processType": "AutoLaunchedFlow",
-        "start": {
-            "locationX": 50,
-            "locationY": 0,
-            "connector": {"targetReference": assignment},
-            "filterLogic": "and",
-            "filters": [{
-                "field": s.REFERRAL_ID,
-                "operator": "IsNull",
-                "value": {"booleanValue": False},
-            }],
-            "object": "Opportunity",
-            "recordTriggerType": "Create",
-            "triggerType": "RecordBeforeSave",
-        },
+        "start": _on_referral_records("Opportunity", assignment, "Create", "RecordBeforeSave"),
         "status": "Active",
     }
 
